@@ -1,0 +1,46 @@
+/* common/limits.h: every size, count, depth and wait that bounds input from
+ * outside (HTTP, mail, config, CSV, job payloads). Going over one is a clean,
+ * recorded error, never a silent truncation. */
+#ifndef POSTERN_COMMON_LIMITS_H
+#define POSTERN_COMMON_LIMITS_H
+
+/* Config file (inih r55 cuts lines at 199 bytes; we refuse longer ones). */
+#define LIMIT_CFG_LINE 190
+#define LIMIT_CFG_FILE (256 * 1024)
+
+/* Database. */
+#define LIMIT_DB_CONNECT_TRIES 8            /* then give up: startup error */
+#define LIMIT_DB_BACKOFF_MAX_MS 5000
+#define LIMIT_DB_POOL 64
+#define LIMIT_SQL_FILE (4 * 1024 * 1024)    /* one migration file */
+#define LIMIT_MIGRATIONS 999
+
+/* People and practices. */
+#define LIMIT_EMAIL 254                      /* RFC 5321 path limit */
+#define LIMIT_NAME 200                       /* a person's or practice's name */
+#define LIMIT_SLUG 63
+#define LIMIT_TIMEZONE 64
+
+/* CSV import. */
+#define LIMIT_CSV_FILE (64 * 1024 * 1024)
+#define LIMIT_CSV_LINE 4096                  /* bytes of one record */
+#define LIMIT_CSV_FIELDS 32
+#define LIMIT_CSV_ROWS 200000
+#define LIMIT_CSV_ERRORS_SHOWN 100           /* then "… and N more" */
+
+/* Mail. */
+#define LIMIT_MAIL_SIZE (25 * 1024 * 1024)  /* one raw message in or out */
+#define LIMIT_SMTP_TIMEOUT_S 60
+#define LIMIT_IMAP_TIMEOUT_S 60
+
+/* HTTP. */
+#define LIMIT_HTTP_CONNECTIONS 512
+#define LIMIT_HTTP_PER_IP 32
+#define LIMIT_HTTP_TIMEOUT_S 30
+#define LIMIT_HTTP_CONN_MEMORY (64 * 1024)
+#define LIMIT_FORM_BODY (64 * 1024)
+
+/* Shutdown. */
+#define LIMIT_GRACE_S 30
+
+#endif
