@@ -10,6 +10,15 @@ CC      ?= cc
 SAN     ?=
 
 PKGS      := libpq libcurl libetpan libsodium libmicrohttpd inih
+DATADIR   ?= $(PREFIX)/share/postern
+
+# Every Debian package the build, the tests and the demo need: one list.
+# (libcurl4-gnutls-dev, not -openssl-dev: libetpan-dev depends on it.)
+DEB_PACKAGES := gcc make pkg-config libc6-dev \
+	libpq-dev libcurl4-gnutls-dev libetpan-dev libsodium-dev \
+	libmicrohttpd-dev libinih-dev libcmocka-dev \
+	postgresql postfix dovecot-imapd dovecot-lmtpd openssl ca-certificates \
+	curl
 WARN      := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wformat=2 -Wshadow -Wvla
 CFLAGS    ?= -O2 -g
 SAN_ON    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -17,7 +26,8 @@ SANFLAGS  := $(if $(SAN),$(SAN_ON))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libetpan's .pc adds Debian's no-PIE link specs, which clash with ASan/PIE.
 PKG_LIBS   := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
-ALL_CFLAGS := $(WARN) $(CFLAGS) $(SANFLAGS) -I. $(PKG_CFLAGS) -pthread -MMD -MP
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(SANFLAGS) -I. $(PKG_CFLAGS) -pthread -MMD -MP \
+	-DPOSTERN_DATADIR='"$(DATADIR)"'
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -pthread
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
@@ -67,6 +77,65 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(LIBMAILER) $(LIBCOMMON)
 
 .PHONY: test-bins
 test-bins: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
+
+.PHONY: help
+help:
+	@echo "make             build libcommon.a, libmailer.a, postern-worker, postern-httpd, posternctl"
+	@echo "make test        install missing packages (as root), build, run all tests + sanitizer pass"
+	@echo "make demo        run the whole system under ./var and print how to use it"
+	@echo "make demo-stop   stop what make demo started"
+	@echo "make deps        install the Debian packages everything needs (as root)"
+	@echo "make install     install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local)"
+	@echo "make cfg-check   check that config/postern.conf.example documents every key"
+	@echo "make deps-check  check module boundaries (mailer/ no SQL, httpd/ no mailer/)"
+
+.PHONY: deps
+deps:
+	@bash tests/harness/deps.sh $(DEB_PACKAGES)
+
+# The sanitizer tree: the same sources built with ASan + UBSan.
+.PHONY: asan-bins
+asan-bins:
+	$(MAKE) BUILD=build/asan SAN=1 test-bins
+
+.PHONY: test
+test: deps
+	$(MAKE) all test-bins
+	$(MAKE) asan-bins
+	$(MAKE) cfg-check deps-check
+	bash tests/run.sh $(BUILD) build/asan
+
+.PHONY: demo demo-stop
+demo: deps
+	$(MAKE) all
+	bash tests/harness/demo.sh start
+demo-stop:
+	bash tests/harness/demo.sh stop
+
+.PHONY: cfg-check
+cfg-check: $(BUILD)/posternctl
+	@missing=$$($(BUILD)/posternctl config keys | while IFS=. read -r sec key; do \
+		awk -v s="[$$sec]" -v k="$$key" '$$0 == s { in_s = 1; next } /^\[/ { in_s = 0 } \
+			in_s && $$0 ~ "^#? *" k " *=" { found = 1 } END { exit !found }' \
+			config/postern.conf.example || echo "$$sec.$$key"; done); \
+	if [ -n "$$missing" ]; then echo "cfg-check: not in config/postern.conf.example:" $$missing; exit 1; fi; \
+	echo "cfg-check: every key is documented in config/postern.conf.example"
+
+.PHONY: deps-check
+deps-check:
+	@bad=$$(grep -lE '#include [<"](libpq-fe.h|common/db[a-z_]*\.h)' mailer/*.[ch] 2>/dev/null; \
+	       grep -lE '#include "mailer/' httpd/*.[ch] common/*.[ch] 2>/dev/null; \
+	       grep -lE '#include "(httpd|worker)/' common/*.[ch] mailer/*.[ch] 2>/dev/null); \
+	if [ -n "$$bad" ]; then echo "deps-check: module boundary crossed in:" $$bad; exit 1; fi; \
+	echo "deps-check: module boundaries hold"
+
+.PHONY: install
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/migrations $(DESTDIR)$(DATADIR)/examples
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 migrations/*.sql $(DESTDIR)$(DATADIR)/migrations/
+	install -m 644 config/postern.conf.example $(DESTDIR)$(DATADIR)/examples/
+	install -m 644 config/*.service $(DESTDIR)$(DATADIR)/examples/ 2>/dev/null || true
 
 .PHONY: clean
 clean:

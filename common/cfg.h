@@ -1,0 +1,97 @@
+/* common/cfg.h: postern's configuration, one INI file read at startup.
+ *
+ * inih tokenises; the typed table in cfg.c gives each key its meaning,
+ * default and range. Unknown, repeated, malformed or out-of-range keys and
+ * over-long lines are errors naming file:line. Secrets (a database URL with
+ * a password, the server key, SMTP/IMAP passwords) may come from the file
+ * or the environment; a file holding any is refused when group or others
+ * can read it. Environment: POSTERN_CONFIG names the file,
+ * POSTERN_DATABASE_URL and POSTERN_SERVER_KEY override the file. */
+#ifndef POSTERN_COMMON_CFG_H
+#define POSTERN_COMMON_CFG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/err.h"
+
+#define CFG_DEFAULT_PATH "/etc/postern/postern.conf"
+#define CFG_KEY_BYTES 32
+
+/* Plain data; strings are owned by the struct and freed by cfg_fini(). */
+struct cfg {
+	char *path;                    /* the file read */
+	struct {
+		char *url;             /* libpq URI or key=value string */
+		int pool_size;         /* httpd connections */
+		int connect_timeout_s;
+		int statement_timeout_ms;
+	} database;
+	struct {
+		uint8_t server_key[CFG_KEY_BYTES];
+		bool server_key_set;
+	} security;
+	struct {
+		char *level;           /* debug, info, warn, error */
+	} log;
+	struct {
+		char *listen;          /* address to bind */
+		int port;
+		char *base_url;        /* how patients and staff reach us */
+		int threads;
+		int connection_limit;
+		int per_ip_connection_limit;
+		int connection_timeout_s;
+	} httpd;
+	struct {
+		int threads;
+		int poll_ms;
+		int grace_s;
+		char *metrics_listen;
+		int metrics_port;      /* 0: no /metrics listener */
+	} worker;
+	struct {
+		char *url;             /* smtp://host:port or smtps://host:port */
+		char *username;
+		char *password;
+		char *tls;             /* required, none */
+		char *ca_file;         /* empty: system CAs */
+		int timeout_s;
+	} smtp;
+	struct {
+		char *host;
+		int port;
+		char *tls;             /* implicit, starttls, none */
+		char *username;
+		char *password;
+		char *ca_file;
+		char *mailbox;
+		int timeout_s;
+	} imap;
+	struct {
+		char *from_address;    /* default sender when a practice has none */
+		char *reply_domain;    /* reply+TOKEN@reply_domain */
+		char *bounce_domain;   /* bounce+TOKEN@bounce_domain (VERP) */
+	} mail;
+};
+
+/* Fills cfg with defaults, then reads path (NULL: $POSTERN_CONFIG, else
+ * CFG_DEFAULT_PATH), then applies the environment. -1 and err set (message
+ * names file:line) on any problem; cfg is then fini'ed already. */
+MUST_CHECK int cfg_load(struct cfg *cfg, const char *path, struct err *err);
+void cfg_fini(struct cfg *cfg);
+
+/* -1 and err set unless the server key is configured (file or env). */
+MUST_CHECK int cfg_require_server_key(const struct cfg *cfg, struct err *err);
+
+/* One event=config logfmt line with every key; secrets masked. */
+void cfg_log(const struct cfg *cfg);
+
+/* Lists "section.key" of every known key, one a line (for make cfg-check). */
+void cfg_print_keys(FILE *out);
+
+/* The database URL with any password replaced by "***", for messages. */
+void cfg_mask_url(const char *url, char *out, size_t size);
+
+#endif
