@@ -357,7 +357,12 @@ db_pool_get(struct db_pool *pool, int wait_ms, struct db **db_r,
 	if (db == NULL)
 		return err_set(err, true, "database: no pooled connection free "
 		    "within %d ms", wait_ms);
-	if (!db_ok(db)) {
+	/* Reading what the server sent while the connection sat idle notices
+	 * a server that closed it (restart, idle timeout) before we use it.
+	 * Twice: libpq returns after the first chunk it reads (the server's
+	 * FATAL message) and only sees the end of the stream on the next. */
+	if (!db_ok(db) || PQconsumeInput(db->conn) == 0 ||
+	    PQconsumeInput(db->conn) == 0 || !db_ok(db)) {
 		PQreset(db->conn);
 		if (!db_ok(db)) {
 			err_set(err, true, "database: connection lost and "

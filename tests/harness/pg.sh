@@ -4,6 +4,7 @@
 #   pg.sh start DIR [--fast]   initdb (first time) and start; --fast turns
 #                              fsync and synchronous_commit off (tests only)
 #   pg.sh stop DIR             stop it (fast shutdown); safe if not running
+#   pg.sh restart DIR          restart (fast), same port: a database outage
 #   pg.sh status DIR           exit 0 iff it runs
 #   pg.sh env DIR              shell lines: PG_DIR PG_PORT PG_URL (superuser
 #                              "postern" with a password, database "postern")
@@ -103,6 +104,13 @@ stop)
 			die "pg_ctl stop failed (see $pgd/server.log)"
 		echo "pg: stopped ($pgd)"
 	fi
+	;;
+restart)
+	# Same data, port and options (pg_ctl keeps them in postmaster.opts).
+	running || die "not running"
+	as_owner "$bindir/pg_ctl" -D "$data" -m fast -w -t 30 restart >/dev/null 2>&1 ||
+		die "pg_ctl restart failed (see $pgd/server.log)"
+	echo "pg: restarted ($pgd)"
 	;;
 status)
 	running

@@ -1,0 +1,59 @@
+# tests/integration/lib.sh: shared helpers for the shell integration tests.
+# Source it; it gives TAP output ("ok N - …" / "not ok N - …"), a fresh
+# database and a config file per script, and `finish` for the exit status.
+# Needs the runner's environment: PG_TEST_DIR, POSTERN_BUILD, POSTERN_TEST_TMP.
+
+set -uo pipefail
+: "${PG_TEST_DIR:?run through tests/run.sh (PG_TEST_DIR unset)}"
+: "${POSTERN_BUILD:?run through tests/run.sh (POSTERN_BUILD unset)}"
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ctl=$POSTERN_BUILD/posternctl
+tap_n=0
+tap_failed=0
+
+ok() {      # ok DESCRIPTION: a check that passed
+	tap_n=$((tap_n + 1)); echo "ok $tap_n - $1"
+}
+not_ok() {  # not_ok DESCRIPTION [DETAIL]
+	tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1))
+	echo "not ok $tap_n - $1"
+	[ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/#   /'
+	return 0
+}
+check() {   # check DESCRIPTION COMMAND...: passes when COMMAND exits 0
+	local d=$1; shift
+	local out
+	if out=$("$@" 2>&1); then ok "$d"; else not_ok "$d" "$out"; fi
+}
+expect_exit() {  # expect_exit CODE DESCRIPTION COMMAND...: exact exit code
+	local want=$1 d=$2; shift 2
+	local out rc
+	out=$("$@" 2>&1); rc=$?
+	if [ "$rc" -eq "$want" ]; then ok "$d"; else not_ok "$d" "exit $rc, want $want: $out"; fi
+	last_out=$out
+}
+contains() {  # contains DESCRIPTION HAYSTACK NEEDLE
+	case $2 in
+	*"$3"*) ok "$1" ;;
+	*) not_ok "$1" "output lacks [$3]: $2" ;;
+	esac
+}
+finish() {
+	echo "# $tap_n checks, $tap_failed failed"
+	[ "$tap_failed" -eq 0 ]
+	exit $?
+}
+
+# fresh_db NAME: a new empty database; sets DB_URL and writes CONF (0600).
+fresh_db() {
+	DB_URL=$(bash "$top/tests/harness/pg.sh" createdb "$PG_TEST_DIR" "$1") ||
+		{ echo "cannot create database $1"; exit 1; }
+	CONF=$POSTERN_TEST_TMP/$1.conf
+	(umask 077; printf '[database]\nurl = %s\n[security]\nserver_key = %s\n' \
+		"$DB_URL" "$(head -c32 /dev/urandom | base64)" >"$CONF")
+}
+
+# psql_db SQL: run SQL in the current database, unaligned tuples only.
+psql_db() {
+	psql -X -q -tA -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"
+}
