@@ -135,7 +135,7 @@ install: all
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 migrations/*.sql $(DESTDIR)$(DATADIR)/migrations/
 	install -m 644 config/postern.conf.example $(DESTDIR)$(DATADIR)/examples/
-	install -m 644 config/*.service $(DESTDIR)$(DATADIR)/examples/ 2>/dev/null || true
+	install -m 644 config/*.service $(DESTDIR)$(DATADIR)/examples/
 
 .PHONY: clean
 clean:
