@@ -7,8 +7,8 @@
 # 2. a throw-away PostgreSQL and Postfix+Dovecot stack in a temp dir, then
 #    every integration test: cmocka binaries from tests/integration and the
 #    scripts tests/integration/*.sh (TAP lines "ok N - …" / "not ok N - …");
-# 3. the unit and integration binaries of ASAN_BUILD (built with
-#    -fsanitize=address,undefined), against the same stack.
+# 3. the unit and integration tests again with ASAN_BUILD's binaries (built
+#    with -fsanitize=address,undefined), against the same stack.
 # Everything started is stopped on exit, pass or fail. The last line is
 # "N passed, N failed". Logs of failed suites are printed; all logs stay in
 # the temp dir when anything failed (its path is printed).
@@ -127,6 +127,11 @@ if [ -z "$unit_only" ]; then
 			export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 			unit_tests "$asan" asan/
 			c_integration_tests "$asan" asan/
+			# The CLI and daemon scripts again, driving the sanitized binaries.
+			for s in tests/integration/*.sh; do
+				[ -e "$s" ] || continue
+				POSTERN_BUILD=$top/$asan run_suite "asan/integration/$(basename "$s" .sh)" 900 bash "$s"
+			done
 		fi
 	fi
 elif [ -n "$asan" ]; then
