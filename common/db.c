@@ -266,12 +266,21 @@ db_tx(struct db *db, int (*fn)(struct db *, void *, struct err *), void *arg,
 		/* Only serialization failures and deadlocks are worth a rerun
 		 * here; a lost connection is the caller's to handle. */
 		if (!err->temp || !db_ok(db) ||
-		    (strstr(err->msg, "sqlstate=40001") == NULL &&
-		        strstr(err->msg, "sqlstate=40P01") == NULL))
+		    (!db_err_is(err, "40001") && !db_err_is(err, "40P01")))
 			return -1;
 		log_info("event=db_tx_retry attempt=%d", attempt + 1);
 	}
 	return -1;
+}
+
+bool
+db_err_is(const struct err *err, const char *sqlstate)
+{
+	/* result_err() ends its messages with " sqlstate=XXXXX". */
+	const char *p = strstr(err->msg, " sqlstate=");
+
+	return p != NULL && strncmp(p + 10, sqlstate, 5) == 0 &&
+	    (p[15] == '\0' || p[15] == ' ');
 }
 
 int

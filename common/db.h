@@ -65,6 +65,9 @@ MUST_CHECK int db_tx(struct db *db,
     int (*fn)(struct db *db, void *arg, struct err *err), void *arg,
     struct err *err);
 
+/* Whether err came from the database with this SQLSTATE ("23505"). */
+bool db_err_is(const struct err *err, const char *sqlstate);
+
 /* Parses a column value; -1 and err set when it is not a number. */
 MUST_CHECK int db_get_i64(const PGresult *res, int row, int col,
     int64_t *v_r, struct err *err);

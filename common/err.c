@@ -42,16 +42,22 @@ err_set_errno(struct err *err, bool temp, int errno_val, const char *fmt, ...)
 void
 err_prefix(struct err *err, const char *fmt, ...)
 {
-	char pre[ERR_MSG_MAX], old[ERR_MSG_MAX];
+	char joined[2 * ERR_MSG_MAX + 2];
 	va_list ap;
+	int n;
 
 	if (err == NULL)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(pre, sizeof pre, fmt, ap);
+	n = vsnprintf(joined, ERR_MSG_MAX, fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof old);
-	snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+	if (n < 0)
+		return;
+	if (n >= ERR_MSG_MAX)
+		n = ERR_MSG_MAX - 1;
+	snprintf(joined + n, sizeof joined - (size_t)n, ": %s", err->msg);
+	memcpy(err->msg, joined, ERR_MSG_MAX - 1);   /* cut, not overflow */
+	err->msg[ERR_MSG_MAX - 1] = '\0';
 }
 
 void
