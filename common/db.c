@@ -61,13 +61,13 @@ first_line(const char *s, char *out, size_t size)
 static int
 connect_once(struct db *db, struct err *err)
 {
-	char timeout[16], stmt[48], line[200], masked[256];
+	char timeout[16], stmt[96], line[200], masked[256];
 	const char *keys[] = { "dbname", "application_name", "connect_timeout",
 		               "options", NULL };
 	const char *vals[] = { db->url, db->app_name, timeout, stmt, NULL };
 
 	snprintf(timeout, sizeof timeout, "%d", db->connect_timeout_s);
-	snprintf(stmt, sizeof stmt, "-c statement_timeout=%d",
+	snprintf(stmt, sizeof stmt, "-c statement_timeout=%d -c client_min_messages=warning",
 	    db->statement_timeout_ms);
 	PQfinish(db->conn);
 	/* expand_dbname = 1: "dbname" may be a whole URI or conninfo string. */

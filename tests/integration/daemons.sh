@@ -2,7 +2,7 @@
 # tests/integration/daemons.sh: postern-worker and postern-httpd start, log,
 # serve, survive a database restart, refuse bad configs clearly and stop
 # cleanly on SIGTERM.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 fresh_db daemons_t
 "$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/migrate.sh: migrations on a fresh database, twice (the
 # second run is a no-op), concurrently, and refused when a file changed.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 fresh_db migrate_t
 n_files=$(ls "$top"/migrations/[0-9][0-9][0-9]_*.sql | wc -l)

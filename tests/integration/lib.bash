@@ -1,4 +1,4 @@
-# tests/integration/lib.sh: shared helpers for the shell integration tests.
+# tests/integration/lib.bash: shared helpers for the shell integration tests.
 # Source it; it gives TAP output ("ok N - …" / "not ok N - …"), a fresh
 # database and a config file per script, and `finish` for the exit status.
 # Needs the runner's environment: PG_TEST_DIR, POSTERN_BUILD, POSTERN_TEST_TMP.

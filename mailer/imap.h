@@ -1,0 +1,88 @@
+/* mailer/imap.h: reading a mailbox over IMAP (libetpan's mailimap parser on
+ * our own TLS transport).
+ *
+ * One struct imap_conn is one logged-in IMAP session. Calls block, and every
+ * network wait (connect, TLS handshake, each read and write) gives up after
+ * timeout_s. A conn is used by one thread at a time.
+ *
+ * TLS is GnuTLS driven from here, not libetpan's (whose GnuTLS build checks
+ * no certificate): the server's chain is verified against ca_file (or the
+ * system store when ca_file is NULL) and its name against host (DNS name or
+ * IP address SAN) before any password is sent. IMAP_TLS_STARTTLS refuses a
+ * server that does not upgrade, and plaintext the server sends before the
+ * handshake is an error (no STARTTLS injection). IMAP_TLS_NONE is for tests.
+ *
+ * Bounds: each reply is read against a byte budget (the message size cap
+ * for a fetch, IMAP_REPLY_MAX otherwise); going over breaks the connection
+ * with an error instead of growing memory. getaddrinfo() is not under
+ * timeout_s: use an IP address or a name /etc/hosts or a near resolver knows.
+ *
+ * Errors: err->temp for timeouts, lost or broken connections and replies
+ * marked [UNAVAILABLE]/[INUSE]/[SERVERBUG]/[LIMIT]; !err->temp for NO/BAD
+ * replies, a refused login or certificate, an oversized message. After a
+ * transport or parse error the conn is broken: later calls fail at once
+ * (temp) and the caller reconnects. The password is never logged or kept. */
+#ifndef POSTERN_MAILER_IMAP_H
+#define POSTERN_MAILER_IMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+enum imap_tls {
+	IMAP_TLS_IMPLICIT,      /* TLS from the first byte (IMAPS, 993) */
+	IMAP_TLS_STARTTLS,      /* plaintext greeting, then STARTTLS (143) */
+	IMAP_TLS_NONE,          /* plaintext LOGIN: tests only */
+};
+
+/* Settings; imap_open() copies what it keeps, so they may be freed after. */
+struct imap_opts {
+	const char *host;       /* DNS name or IP literal; the certificate must
+	                         * name it */
+	unsigned port;          /* 0: 993 for IMAP_TLS_IMPLICIT, else 143 */
+	enum imap_tls tls;
+	const char *ca_file;    /* PEM file of trusted CAs; NULL: system store */
+	const char *username;
+	const char *password;
+	long timeout_s;         /* each network wait; <= 0: LIMIT_IMAP_TIMEOUT_S */
+};
+
+/* Most bytes one reply other than a message fetch may take (a UID SEARCH
+ * of a mailbox with a million messages is ~8 MB). */
+#define IMAP_REPLY_MAX (16 * 1024 * 1024)
+
+struct imap_conn;                  /* opaque: fields live in imap.c */
+
+/* Connects, does TLS as asked, reads the greeting and logs in.
+ * 0 and *c_r set (a conn for imap_close()), or -1 with err set. */
+MUST_CHECK int imap_open(const struct imap_opts *opts, struct imap_conn **c_r,
+    struct err *err);
+
+/* SELECTs mailbox (a modified UTF-7 name, as IMAP wants it; "INBOX").
+ * 0 and *uidvalidity_r, *uidnext_r set (uidnext 0 when the server sent
+ * none), or -1. A failed SELECT leaves no mailbox selected. */
+MUST_CHECK int imap_select(struct imap_conn *c, const char *mailbox,
+    uint32_t *uidvalidity_r, uint32_t *uidnext_r, struct err *err);
+
+/* UID SEARCH of the selected mailbox for UIDs above last_uid. 0 with
+ * *uids_r the lowest of them in ascending order, at most max_count (> 0),
+ * and *n_r their number; *uids_r is NULL when none, else heap memory the
+ * caller free()s. Ask again after the last one for more. -1 on error. */
+MUST_CHECK int imap_uids_after(struct imap_conn *c, uint32_t last_uid,
+    size_t max_count, uint32_t **uids_r, size_t *n_r, struct err *err);
+
+/* Appends message uid's raw bytes (BODY.PEEK[]: \Seen is not set) to out.
+ * The size (RFC822.SIZE) is asked first: over max_size, or past out's cap,
+ * is an error (!temp) and nothing is fetched; nothing is ever cut.
+ * 1: appended. 0: no message with that UID (expunged). -1: err set, out as
+ * it was. */
+MUST_CHECK int imap_fetch(struct imap_conn *c, uint32_t uid, size_t max_size,
+    struct buf *out, struct err *err);
+
+/* LOGOUT (unless broken; waits at most 5 s), closes and frees c.
+ * NULL-safe; sets *cp = NULL. */
+void imap_close(struct imap_conn **cp);
+
+#endif
