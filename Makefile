@@ -17,16 +17,21 @@ DATADIR   ?= $(PREFIX)/share/postern
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libpq-dev libcurl4-gnutls-dev libetpan-dev libsodium-dev \
 	libmicrohttpd-dev libinih-dev libcmocka-dev libgnutls28-dev \
+	clang libclang-rt-14-dev \
 	postgresql postfix dovecot-imapd dovecot-lmtpd openssl ca-certificates \
 	curl
 WARN      := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wformat=2 -Wshadow -Wvla
 CFLAGS    ?= -O2 -g
 SAN_ON    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SANFLAGS  := $(if $(SAN),$(SAN_ON))
+# The fuzz tree (clang, FUZZ=1): libraries instrumented for libFuzzer.
+FUZZ_ON   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZFLAGS := $(if $(FUZZ),$(FUZZ_ON))
+FUZZ_SECONDS ?= 10
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libetpan's .pc adds Debian's no-PIE link specs, which clash with ASan/PIE.
 PKG_LIBS   := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
-ALL_CFLAGS := $(WARN) $(CFLAGS) $(SANFLAGS) -I. $(PKG_CFLAGS) -pthread -MMD -MP \
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(SANFLAGS) $(FUZZFLAGS) -I. $(PKG_CFLAGS) -pthread -MMD -MP \
 	-DPOSTERN_DATADIR='"$(DATADIR)"'
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -pthread
 
@@ -37,6 +42,7 @@ CTL_SRC    := $(sort $(wildcard worker/ctl*.c))
 WORKER_SRC := $(filter-out $(CTL_SRC),$(sort $(wildcard worker/*.c)))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 ITEST_SRC  := $(sort $(wildcard tests/integration/test_*.c))
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -45,6 +51,7 @@ LIBMAILER := $(BUILD)/libmailer.a
 BINS      := $(BUILD)/postern-worker $(BUILD)/postern-httpd $(BUILD)/posternctl
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(ITEST_SRC))
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all
 all: $(BINS)
@@ -78,12 +85,25 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(LIBMAILER) $(LIBCOMMON)
 .PHONY: test-bins
 test-bins: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
 
+# libFuzzer targets, one per parser of outside bytes (tests/fuzz/fuzz_*.c).
+$(FUZZ_BINS): $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(LIBMAILER) $(LIBCOMMON)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) -lm
+.PHONY: fuzz-bins fuzz-build fuzz
+fuzz-bins: $(FUZZ_BINS)
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=clang FUZZ=1 fuzz-bins
+# make fuzz FUZZ_SECONDS=600: every target for that long, from tests/fuzz/corpus.
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS)
+
 .PHONY: help
 help:
 	@echo "make             build libcommon.a, libmailer.a, postern-worker, postern-httpd, posternctl"
 	@echo "make test        install missing packages (as root), build, run all tests + sanitizer pass"
 	@echo "make demo        run the whole system under ./var and print how to use it"
 	@echo "make demo-stop   stop what make demo started"
+	@echo "make fuzz        run every libFuzzer target for FUZZ_SECONDS (default 10)"
 	@echo "make deps        install the Debian packages everything needs (as root)"
 	@echo "make install     install into \$$(DESTDIR)\$$(PREFIX) (default /usr/local)"
 	@echo "make cfg-check   check that config/postern.conf.example documents every key"
@@ -102,8 +122,9 @@ asan-bins:
 test: deps
 	$(MAKE) all test-bins
 	$(MAKE) asan-bins
+	$(MAKE) fuzz-build
 	$(MAKE) cfg-check deps-check
-	bash tests/run.sh $(BUILD) build/asan
+	bash tests/run.sh $(BUILD) build/asan build/fuzz
 
 .PHONY: demo demo-stop
 demo: deps

@@ -32,6 +32,24 @@
 #define LIMIT_MAIL_SIZE (25 * 1024 * 1024)  /* one raw message in or out */
 #define LIMIT_SMTP_TIMEOUT_S 60
 #define LIMIT_IMAP_TIMEOUT_S 60
+/* Recipients of one SMTP send (RFC 5321 servers must take 100). */
+#define LIMIT_SMTP_RCPT 100
+/* A whole send may take this many stall timeouts, so a server that
+ * trickles bytes cannot hold a worker forever. */
+#define LIMIT_SMTP_TOTAL_FACTOR 10
+/* A pooled SMTP connection idle longer than this is not reused: servers
+ * drop idle sessions (Postfix after 300 s) and a fresh connect is cheap. */
+#define LIMIT_SMTP_IDLE_S 60
+/* One IMAP reply other than a message fetch (a UID SEARCH of a mailbox
+ * with a million messages is ~8 MB). */
+#define LIMIT_IMAP_REPLY (16 * 1024 * 1024)
+/* Reply bytes allowed around a fetched message (FETCH line, untagged
+ * updates, the tagged OK). */
+#define LIMIT_IMAP_FETCH_SLACK (64 * 1024)
+/* LOGOUT on close waits at most this long: the caller is leaving anyway. */
+#define LIMIT_IMAP_LOGOUT_MS 5000
+/* A mailbox name longer than this is refused before it is sent. */
+#define LIMIT_IMAP_MAILBOX 1024
 
 /* HTTP. */
 #define LIMIT_HTTP_CONNECTIONS 512

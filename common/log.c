@@ -84,6 +84,9 @@ prefix(char *line, size_t size, const char *level)
 	return n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
 }
 
+static void emit(const char *level, const char *suffix, const char *fmt,
+    va_list ap) __attribute__((format(printf, 3, 0)));
+
 static void
 emit(const char *level, const char *suffix, const char *fmt, va_list ap)
 {
@@ -131,6 +134,8 @@ log_warn_errno(const char *fmt, ...)
 	emit("warn", suffix, fmt, ap);
 	va_end(ap);
 }
+
+static void emit_plain(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 static void
 emit_plain(const char *fmt, ...)

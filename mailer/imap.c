@@ -35,13 +35,6 @@
 #include "common/limits.h"
 #include "common/mem.h"
 
-/* Extra reply bytes allowed around a fetched message (the FETCH line,
- * untagged updates, the tagged OK). */
-#define IMAP_FETCH_SLACK (64 * 1024)
-/* LOGOUT on close waits at most this long: the caller is leaving anyway. */
-#define IMAP_LOGOUT_TIMEOUT_MS 5000
-/* A mailbox name longer than this is refused before it is sent. */
-#define IMAP_MAILBOX_MAX 1024
 /* mailstream's read and write buffer. */
 #define IMAP_STREAM_BUF 8192
 
@@ -629,7 +622,7 @@ imap_open(const struct imap_opts *opts, struct imap_conn **c_r,
 	    opts->tls == IMAP_TLS_IMPLICIT ? 993 : 143;
 	c->timeout_ms = (int)timeout_s * 1000;
 	c->net.timeout_ms = c->timeout_ms;
-	budget(c, IMAP_REPLY_MAX);
+	budget(c, LIMIT_IMAP_REPLY);
 
 	if (net_connect(&c->net, c->host, c->port, err) < 0)
 		goto out;
@@ -668,7 +661,7 @@ imap_open(const struct imap_opts *opts, struct imap_conn **c_r,
 			    "imap: %s sent PREAUTH: STARTTLS impossible", c->host);
 			goto out;
 		}
-		budget(c, IMAP_REPLY_MAX);
+		budget(c, LIMIT_IMAP_REPLY);
 		r = mailimap_starttls(c->imap);
 		if (r != MAILIMAP_NO_ERROR) {
 			fail(c, r, "STARTTLS", err);
@@ -690,7 +683,7 @@ imap_open(const struct imap_opts *opts, struct imap_conn **c_r,
 		 * LOGIN reply brings fresh ones (or a later CAPABILITY). */
 	}
 	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
-		budget(c, IMAP_REPLY_MAX);
+		budget(c, LIMIT_IMAP_REPLY);
 		r = mailimap_login(c->imap, opts->username, opts->password);
 		if (r != MAILIMAP_NO_ERROR) {
 			fail(c, r, "LOGIN", err);
@@ -718,11 +711,11 @@ imap_select(struct imap_conn *c, const char *mailbox, uint32_t *uidvalidity_r,
 	if (usable(c, err) < 0)
 		return -1;
 	len = mailbox != NULL ? strlen(mailbox) : 0;
-	if (len == 0 || len > IMAP_MAILBOX_MAX ||
+	if (len == 0 || len > LIMIT_IMAP_MAILBOX ||
 	    strpbrk(mailbox, "\r\n") != NULL)
 		return err_set(err, false, "imap: bad mailbox name");
 	c->selected = false;
-	budget(c, IMAP_REPLY_MAX);
+	budget(c, LIMIT_IMAP_REPLY);
 	r = mailimap_select(c->imap, mailbox);
 	if (r != MAILIMAP_NO_ERROR)
 		return fail(c, r, "SELECT", err);
@@ -777,7 +770,7 @@ imap_uids_after(struct imap_conn *c, uint32_t last_uid, size_t max_count,
 		mailimap_set_free(set);
 		return err_set(err, true, "imap: out of memory");
 	}
-	budget(c, IMAP_REPLY_MAX);
+	budget(c, LIMIT_IMAP_REPLY);
 	r = mailimap_uid_search(c->imap, NULL, key, &result);
 	mailimap_search_key_free(key);             /* frees set */
 	if (r != MAILIMAP_NO_ERROR)
@@ -910,7 +903,7 @@ imap_fetch(struct imap_conn *c, uint32_t uid, size_t max_size,
 
 	/* 1. The size, so an oversized message is never transferred. */
 	if (uid_fetch(c, uid, mailimap_fetch_att_new_rfc822_size(),
-	    IMAP_REPLY_MAX, &fetched, "UID FETCH RFC822.SIZE", err) < 0)
+	    LIMIT_IMAP_REPLY, &fetched, "UID FETCH RFC822.SIZE", err) < 0)
 		goto out;
 	att = att_for_uid(fetched, uid);
 	if (att == NULL) {
@@ -936,7 +929,7 @@ imap_fetch(struct imap_conn *c, uint32_t uid, size_t max_size,
 	 * than the size it announced. */
 	if (uid_fetch(c, uid,
 	    mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL)),
-	    size + IMAP_FETCH_SLACK, &fetched, "UID FETCH BODY.PEEK[]",
+	    size + LIMIT_IMAP_FETCH_SLACK, &fetched, "UID FETCH BODY.PEEK[]",
 	    err) < 0)
 		goto out;
 	att = att_for_uid(fetched, uid);
@@ -980,9 +973,9 @@ imap_close(struct imap_conn **cp)
 				c->imap->imap_stream = NULL;
 			} else {
 				c->net.timeout_ms = c->timeout_ms <
-				    IMAP_LOGOUT_TIMEOUT_MS ? c->timeout_ms :
-				    IMAP_LOGOUT_TIMEOUT_MS;
-				budget(c, IMAP_REPLY_MAX);
+				    LIMIT_IMAP_LOGOUT_MS ? c->timeout_ms :
+				    LIMIT_IMAP_LOGOUT_MS;
+				budget(c, LIMIT_IMAP_REPLY);
 				(void)mailimap_logout(c->imap); /* closes */
 			}
 		}

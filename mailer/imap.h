@@ -13,7 +13,7 @@
  * handshake is an error (no STARTTLS injection). IMAP_TLS_NONE is for tests.
  *
  * Bounds: each reply is read against a byte budget (the message size cap
- * for a fetch, IMAP_REPLY_MAX otherwise); going over breaks the connection
+ * for a fetch, LIMIT_IMAP_REPLY otherwise); going over breaks the connection
  * with an error instead of growing memory. getaddrinfo() is not under
  * timeout_s: use an IP address or a name /etc/hosts or a near resolver knows.
  *
@@ -30,6 +30,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/limits.h"
 
 enum imap_tls {
 	IMAP_TLS_IMPLICIT,      /* TLS from the first byte (IMAPS, 993) */
@@ -49,9 +50,6 @@ struct imap_opts {
 	long timeout_s;         /* each network wait; <= 0: LIMIT_IMAP_TIMEOUT_S */
 };
 
-/* Most bytes one reply other than a message fetch may take (a UID SEARCH
- * of a mailbox with a million messages is ~8 MB). */
-#define IMAP_REPLY_MAX (16 * 1024 * 1024)
 
 struct imap_conn;                  /* opaque: fields live in imap.c */
 

@@ -22,12 +22,6 @@
 #include "common/log.h"
 #include "common/mem.h"
 
-/* Cap of a whole send, in multiples of timeout_s (the stall timeout), so a
- * server that trickles bytes cannot hold a worker forever. */
-#define SMTP_TOTAL_FACTOR 10
-/* Do not reuse a connection idle for longer than this: servers drop idle
- * sessions (Postfix after 300 s) and a fresh connect is cheap. */
-#define SMTP_MAX_IDLE_S 60
 
 struct smtp_conn {
 	CURL *curl;
@@ -281,7 +275,7 @@ smtp_open(const struct smtp_opts *opts, struct smtp_conn **c_r,
 	    opts->connect_timeout_s : LIMIT_SMTP_TIMEOUT_S;
 	c->timeout_s = opts->timeout_s > 0 ? opts->timeout_s :
 	    LIMIT_SMTP_TIMEOUT_S;
-	total = c->timeout_s * SMTP_TOTAL_FACTOR;
+	total = c->timeout_s * LIMIT_SMTP_TOTAL_FACTOR;
 
 	c->curl = curl_easy_init();
 	if (c->curl == NULL) {
@@ -300,7 +294,7 @@ smtp_open(const struct smtp_opts *opts, struct smtp_conn **c_r,
 	SETOPT(c->curl, CURLOPT_LOW_SPEED_TIME, c->timeout_s);
 	SETOPT(c->curl, CURLOPT_TIMEOUT, total);
 	SETOPT(c->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(c->curl, CURLOPT_MAXAGE_CONN, (long)SMTP_MAX_IDLE_S);
+	SETOPT(c->curl, CURLOPT_MAXAGE_CONN, (long)LIMIT_SMTP_IDLE_S);
 	/* The debug callback is the only way to the reply text; with it set,
 	 * VERBOSE prints nothing on its own. */
 	SETOPT(c->curl, CURLOPT_DEBUGFUNCTION, debug_cb);
@@ -377,9 +371,9 @@ smtp_send(struct smtp_conn *c, const char *from, const char *const *rcpt,
 	memset(&cap, 0, sizeof cap);
 	if (res != NULL)
 		memset(res, 0, sizeof *res);
-	if (n_rcpt == 0 || n_rcpt > SMTP_RCPT_MAX) {
+	if (n_rcpt == 0 || n_rcpt > LIMIT_SMTP_RCPT) {
 		err_set(err, false, "smtp: %zu recipients (1..%d allowed)",
-		    n_rcpt, SMTP_RCPT_MAX);
+		    n_rcpt, LIMIT_SMTP_RCPT);
 		goto out;
 	}
 	if (!smtp_address_ok(from, true)) {

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/limits.h"
 
 enum smtp_tls {
 	SMTP_TLS_REQUIRED,  /* STARTTLS on smtp://, implicit on smtps:// */
@@ -53,8 +54,6 @@ enum smtp_stage {
 };
 
 #define SMTP_REPLY_MAX 256
-/* Caps the recipients of one send (RFC 5321 servers must take 100). */
-#define SMTP_RCPT_MAX 100
 
 struct smtp_result {
 	long code;                   /* last reply code of the send; 0: none */
@@ -76,7 +75,7 @@ MUST_CHECK int smtp_open(const struct smtp_opts *opts, struct smtp_conn **c_r,
 
 /* Sends msg (a whole RFC 5322 message with CRLF line ends, at most
  * LIMIT_MAIL_SIZE bytes; dot-stuffing is done here) from envelope sender
- * `from` ("" for the null sender <>) to n_rcpt recipients (1..SMTP_RCPT_MAX,
+ * `from` ("" for the null sender <>) to n_rcpt recipients (1..LIMIT_SMTP_RCPT,
  * bare addresses without <>). Reads msg and rcpt during the call and keeps
  * no pointers. res may be NULL; when given it is always filled in.
  *

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/run.sh: postern's test runner (called by `make test`).
 #
-#   tests/run.sh [--unit-only] BUILD [ASAN_BUILD]
+#   tests/run.sh [--unit-only] BUILD [ASAN_BUILD [FUZZ_BUILD]]
 #
 # 1. unit tests (cmocka binaries from tests/unit) of BUILD;
 # 2. a throw-away PostgreSQL and Postfix+Dovecot stack in a temp dir, then
@@ -9,6 +9,8 @@
 #    scripts tests/integration/*.sh (TAP lines "ok N - …" / "not ok N - …");
 # 3. the unit and integration tests again with ASAN_BUILD's binaries (built
 #    with -fsanitize=address,undefined), against the same stack.
+# 4. a short run of every libFuzzer target of FUZZ_BUILD (FUZZ_SECONDS each,
+#    default 10).
 # Everything started is stopped on exit, pass or fail. The last line is
 # "N passed, N failed". Logs of failed suites are printed; all logs stay in
 # the temp dir when anything failed (its path is printed).
@@ -18,6 +20,7 @@ unit_only=
 if [ "${1:-}" = --unit-only ]; then unit_only=1; shift; fi
 build=${1:?usage: tests/run.sh [--unit-only] BUILD [ASAN_BUILD]}
 asan=${2:-}
+fuzz=${3:-}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
@@ -137,6 +140,11 @@ if [ -z "$unit_only" ]; then
 elif [ -n "$asan" ]; then
 	echo "== sanitizer pass ($asan)"
 	unit_tests "$asan" asan/
+fi
+
+if [ -n "$fuzz" ]; then
+	echo "== fuzzing ($fuzz, ${FUZZ_SECONDS:-10}s per target)"
+	run_suite fuzz 600 bash tests/fuzz/run.sh "$fuzz" "${FUZZ_SECONDS:-10}"
 fi
 
 echo
