@@ -60,6 +60,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# posternctl has DATADIR built in: rebuild it when PREFIX/DATADIR change.
+$(BUILD)/datadir.txt: FORCE
+	@mkdir -p $(@D)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' >$@
+$(BUILD)/worker/ctl_migrate.o: $(BUILD)/datadir.txt
+.PHONY: FORCE
+FORCE:
+
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@rm -f $@
 	ar rcs $@ $^
