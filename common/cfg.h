@@ -46,8 +46,13 @@ struct cfg {
 	} httpd;
 	struct {
 		int threads;
+		int batch;             /* jobs one claim takes */
 		int poll_ms;
+		int lease_s;           /* a claim's lease; heartbeats renew it */
 		int grace_s;
+		int maintenance_s;     /* reaper + pruning interval */
+		int keep_done_s;       /* 0: done jobs without once_key deleted */
+		int keep_dead_s;
 		char *metrics_listen;
 		int metrics_port;      /* 0: no /metrics listener */
 	} worker;

@@ -24,6 +24,8 @@ struct db {
 	int tries;
 	const volatile int *stop;
 	bool in_tx;
+	char **prepared;           /* statement names prepared on conn */
+	int nprepared;
 };
 
 struct db_pool {
@@ -58,6 +60,14 @@ first_line(const char *s, char *out, size_t size)
 	out[n] = '\0';
 }
 
+static void
+forget_prepared(struct db *db)
+{
+	for (int i = 0; i < db->nprepared; i++)
+		free(db->prepared[i]);
+	db->nprepared = 0;
+}
+
 static int
 connect_once(struct db *db, struct err *err)
 {
@@ -72,6 +82,7 @@ connect_once(struct db *db, struct err *err)
 	PQfinish(db->conn);
 	/* expand_dbname = 1: "dbname" may be a whole URI or conninfo string. */
 	db->conn = PQconnectdbParams(keys, vals, 1);
+	forget_prepared(db);            /* a new session has none */
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
 		db->in_tx = false;
 		return 0;
@@ -134,6 +145,8 @@ db_close(struct db **dbp)
 	if (db == NULL)
 		return;
 	PQfinish(db->conn);
+	forget_prepared(db);
+	free(db->prepared);
 	free(db->url);
 	free(db->app_name);
 	free(db);
@@ -184,6 +197,44 @@ db_query(struct db *db, const char *sql, int n, const char *const *params,
 	if (res_r != NULL)
 		*res_r = NULL;
 	res = PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (res == NULL || PQresultStatus(res) != want) {
+		int r = result_err(db, res, err);
+		PQclear(res);
+		return r;
+	}
+	if (res_r != NULL)
+		*res_r = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+int
+db_query_prepared(struct db *db, const char *name, const char *sql, int n,
+    const char *const *params, ExecStatusType want, PGresult **res_r,
+    struct err *err)
+{
+	PGresult *res;
+	int i;
+
+	if (res_r != NULL)
+		*res_r = NULL;
+	for (i = 0; i < db->nprepared; i++)
+		if (strcmp(db->prepared[i], name) == 0)
+			break;
+	if (i == db->nprepared) {
+		res = PQprepare(db->conn, name, sql, n, NULL);
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			int r = result_err(db, res, err);
+			PQclear(res);
+			return r;
+		}
+		PQclear(res);
+		db->prepared = xrealloc(db->prepared,
+		    (size_t)(db->nprepared + 1) * sizeof *db->prepared);
+		db->prepared[db->nprepared++] = xstrdup(name);
+	}
+	res = PQexecPrepared(db->conn, name, n, params, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != want) {
 		int r = result_err(db, res, err);
 		PQclear(res);
@@ -373,6 +424,7 @@ db_pool_get(struct db_pool *pool, int wait_ms, struct db **db_r,
 	if (!db_ok(db) || PQconsumeInput(db->conn) == 0 ||
 	    PQconsumeInput(db->conn) == 0 || !db_ok(db)) {
 		PQreset(db->conn);
+		forget_prepared(db);
 		if (!db_ok(db)) {
 			err_set(err, true, "database: connection lost and "
 			    "reconnect failed");

@@ -46,6 +46,15 @@ MUST_CHECK int db_reconnect(struct db *db, struct err *err);
 MUST_CHECK int db_query(struct db *db, const char *sql, int n,
     const char *const *params, ExecStatusType want, PGresult **res_r,
     struct err *err);
+/* db_query() through a statement prepared once per connection under name:
+ * for hot statements, so they are parsed and planned once, not at every
+ * call. The same name must always come with the same sql. Mind generic
+ * plans: a LIMIT or a filter given as a parameter can make the cached plan
+ * much worse than a custom one (see db_jobs_claim). */
+MUST_CHECK int db_query_prepared(struct db *db, const char *name,
+    const char *sql, int n, const char *const *params, ExecStatusType want,
+    PGresult **res_r, struct err *err);
+
 /* db_query() for commands that return no rows. */
 MUST_CHECK int db_cmd(struct db *db, const char *sql, int n,
     const char *const *params, struct err *err);

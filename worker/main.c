@@ -1,36 +1,46 @@
 /* worker/main.c: postern-worker, the daemon that runs jobs.
  *
- * This is the daemon's frame: config, logging, the database connection
- * (reconnect with backoff), LISTEN for wake-ups with a poll fallback, and
- * signals (SIGTERM/SIGINT stop, SIGHUP reloads the config). The job queue
- * and handlers plug into run_once(). */
+ * Reads the config, checks the database, starts [worker] threads runners
+ * (runner.c), the housekeeper (housekeeper.c) and /metrics (metrics.c),
+ * then waits for signals. SIGTERM/SIGINT: runners stop claiming, finish
+ * the job in hand within grace_s and give the rest back; what is still
+ * running after that is given back too, and the process exits 0. SIGHUP:
+ * the config file is read again; batch, poll_ms, lease_s, maintenance_s,
+ * keep_done_s, keep_dead_s and the log level apply at once, other changes
+ * need a restart (and are logged as such). SIGKILL at any moment loses
+ * nothing: leases run out and the jobs run again. */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "common/cfg.h"
+#include "common/backoff.h"
 #include "common/crypto.h"
-#include "common/db.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "worker/worker.h"
 
-static volatile sig_atomic_t stop_flag;
-static volatile sig_atomic_t reload_flag;
-static volatile int stop_int;  /* mirror of stop_flag for db retries */
+static struct worker W;
 
 static void
 on_signal(int sig)
 {
+	int saved = errno;
+
 	if (sig == SIGHUP) {
-		reload_flag = 1;
-	} else {
-		stop_flag = 1;
-		stop_int = 1;
+		W.reload = 1;
+	} else if (!W.stop) {
+		W.stop = 1;
+		W.stop_int = 1;
+		if (write(W.wake_fd[1], "x", 1) < 0) {
+			/* the pollers still wake at poll_ms */
+		}
 	}
+	errno = saved;
 }
 
 static const char help_text[] =
@@ -38,21 +48,38 @@ static const char help_text[] =
 "    postern-worker - run postern's jobs: mail out, mail in, digests, reports\n"
 "\n"
 "SYNOPSIS\n"
-"    postern-worker [--config FILE]\n"
+"    postern-worker [--config FILE] [--drain]\n"
 "\n"
 "DESCRIPTION\n"
-"    Connects to PostgreSQL, waits for jobs (woken by NOTIFY postern_jobs,\n"
-"    and polling every [worker] poll_ms as a fallback) and runs them. Logs\n"
-"    one logfmt line per event on stderr. Several workers, on one or many\n"
+"    Claims due jobs from the jobs table in PostgreSQL and runs them with\n"
+"    [worker] threads threads, each on its own connection. Idle threads wake\n"
+"    on NOTIFY postern_jobs and poll every [worker] poll_ms as a fallback.\n"
+"    Claimed jobs are leased ([worker] lease_s) and the lease is renewed\n"
+"    while they run, so a job whose worker dies runs again elsewhere.\n"
+"    Failed jobs are retried with exponential backoff and jitter, up to the\n"
+"    kind's max attempts, then kept as dead for inspection\n"
+"    (posternctl jobs list --state dead). Several workers, on one or many\n"
 "    hosts, may share a database.\n"
 "\n"
-"    SIGTERM or SIGINT: stop taking jobs, let running ones finish within\n"
-"    [worker] grace_s, exit 0. SIGHUP: re-read the config file (a bad file\n"
-"    is logged and the old settings are kept).\n"
+"    With [worker] metrics_port set, Prometheus metrics are served on\n"
+"    http://[worker] metrics_listen:metrics_port/metrics.\n"
+"\n"
+"    Logs one logfmt line per event on stderr.\n"
+"\n"
+"SIGNALS\n"
+"    SIGTERM, SIGINT  stop claiming; let running jobs finish within\n"
+"                     [worker] grace_s; give back the rest; exit 0.\n"
+"    SIGHUP           re-read the config file (a bad file is logged and the\n"
+"                     old settings kept). batch, poll_ms, lease_s,\n"
+"                     maintenance_s, keep_done_s, keep_dead_s and log level\n"
+"                     apply at once; other keys need a restart.\n"
 "\n"
 "OPTIONS\n"
 "    -c, --config FILE   config file (default: $POSTERN_CONFIG, else\n"
 "                        " CFG_DEFAULT_PATH ")\n"
+"    -d, --drain         run until no job is due, then exit 0 and log\n"
+"                        event=drained with the jobs done and the rate\n"
+"                        (batch runs from cron, benchmarks)\n"
 "    -h, --help          this text\n"
 "\n"
 "ENVIRONMENT\n"
@@ -72,42 +99,52 @@ apply_log_level(const struct cfg *cfg)
 		log_set_level(lvl);
 }
 
-static int
-listen_jobs(struct db *db, struct err *err)
-{
-	return db_cmd(db, "LISTEN postern_jobs", 0, NULL, err);
-}
+#define SET_LIVE(field)                                                     \
+	do {                                                                \
+		if (W.cfg.worker.field != next->worker.field)               \
+			log_info("event=config_changed key=worker." #field     \
+			    " from=%d to=%d", W.cfg.worker.field,               \
+			    next->worker.field);                                \
+		__atomic_store_n(&W.cfg.worker.field, next->worker.field,   \
+		    __ATOMIC_RELAXED);                                      \
+	} while (0)
 
-/* Waits for a NOTIFY or the poll interval. 1: woken by NOTIFY, 0: timeout
- * or signal, -1: connection trouble (err set). */
-static int
-wait_for_work(struct db *db, int timeout_ms, struct err *err)
+/* Applies what can change while running; the rest waits for a restart. */
+static void
+reload(void)
 {
-	PGconn *conn = db_conn(db);
-	struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
-	PGnotify *n;
-	int got = 0;
+	struct cfg next_cfg, *next = &next_cfg;
+	struct err err;
+	char q[300];
 
-	if (pfd.fd < 0)
-		return err_set(err, true, "database: no socket");
-	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
-		return err_set_errno(err, true, errno, "poll");
-	if (!PQconsumeInput(conn))
-		return err_set(err, true, "database: connection lost");
-	while ((n = PQnotifies(conn)) != NULL) {
-		got = 1;
-		PQfreemem(n);
+	if (cfg_load(next, W.config_path, &err) < 0) {
+		log_error("event=config_reload_failed err=%s",
+		    log_quote(q, sizeof q, err.msg));
+		return;
 	}
-	return got;
+	SET_LIVE(batch);
+	SET_LIVE(poll_ms);
+	SET_LIVE(lease_s);
+	SET_LIVE(maintenance_s);
+	SET_LIVE(keep_done_s);
+	SET_LIVE(keep_dead_s);
+	apply_log_level(next);
+	if (strcmp(next->database.url, W.cfg.database.url) != 0 ||
+	    next->worker.threads != W.cfg.worker.threads ||
+	    next->worker.metrics_port != W.cfg.worker.metrics_port)
+		log_warn("event=config_needs_restart keys=database.url,"
+		    "worker.threads,worker.metrics_port");
+	cfg_fini(next);
+	log_info("event=config_reloaded");
 }
 
-/* One round of work. The job queue plugs in here. */
-static int
-run_once(struct db *db, struct err *err)
+static bool
+all_done(struct runner *runners, int n)
 {
-	(void)db;
-	(void)err;
-	return 0;
+	for (int i = 0; i < n; i++)
+		if (!__atomic_load_n(&runners[i].done, __ATOMIC_ACQUIRE))
+			return false;
+	return true;
 }
 
 int
@@ -115,21 +152,25 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "drain", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config_path = NULL;
+	static struct runner runners[WORKER_THREADS_MAX];
+	struct timespec started;
+	struct metrics_server *ms = NULL;
+	pthread_t hk;
 	struct sigaction sa;
-	struct cfg cfg;
 	struct db *db = NULL;
 	struct err err;
-	char q[300];
-	int c;
+	char host[64];
+	int c, nthreads;
 
 	log_init("postern-worker");
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config_path = optarg; break;
+		case 'c': W.config_path = optarg; break;
+		case 'd': W.drain = true; break;
 		case 'h': fputs(help_text, stdout); return 0;
 		default:
 			fputs("Try 'postern-worker --help'.\n", stderr);
@@ -140,74 +181,111 @@ main(int argc, char **argv)
 		die("unexpected argument '%s' (try --help)", argv[optind]);
 	if (crypto_init(&err) < 0)
 		die("%s", err.msg);
-	if (cfg_load(&cfg, config_path, &err) < 0)
+	if (cfg_load(&W.cfg, W.config_path, &err) < 0)
 		die("%s", err.msg);
-	if (cfg_require_server_key(&cfg, &err) < 0)
+	if (cfg_require_server_key(&W.cfg, &err) < 0)
 		die("%s", err.msg);
-	apply_log_level(&cfg);
-	cfg_log(&cfg);
+	apply_log_level(&W.cfg);
+	cfg_log(&W.cfg);
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "unknown");
+	host[sizeof host - 1] = '\0';
+	snprintf(W.id, sizeof W.id, "%s:%ld", host, (long)getpid());
+	pthread_mutex_init(&W.mu, NULL);
+	if (pipe(W.wake_fd) != 0)
+		die("pipe: %s", strerror(errno));
 
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;       /* no SA_RESTART: poll() wakes up */
+	sa.sa_handler = on_signal;       /* no SA_RESTART: waits wake up */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct db_opts dbo = {
-		.url = cfg.database.url,
+	/* The database must answer at startup (a clear error otherwise);
+	 * later outages are waited out by each thread. */
+	struct db_opts o = {
+		.url = W.cfg.database.url,
 		.app_name = "postern-worker",
-		.connect_timeout_s = cfg.database.connect_timeout_s,
-		.statement_timeout_ms = cfg.database.statement_timeout_ms,
+		.connect_timeout_s = W.cfg.database.connect_timeout_s,
+		.statement_timeout_ms = W.cfg.database.statement_timeout_ms,
 		.tries = LIMIT_DB_CONNECT_TRIES,
-		.stop = &stop_int,
+		.stop = &W.stop_int,
 	};
-	if (db_open(&dbo, &db, &err) < 0 || listen_jobs(db, &err) < 0) {
-		db_close(&db);
-		cfg_fini(&cfg);
-		if (stop_flag)
+	if (db_open(&o, &db, &err) < 0) {
+		if (W.stop)
 			return 0;
 		die("%s", err.msg);
 	}
-	log_info("event=worker_started threads=%d poll_ms=%d",
-	    cfg.worker.threads, cfg.worker.poll_ms);
+	if (metrics_start(&W, &ms, &err) < 0)
+		die("%s", err.msg);
 
-	while (!stop_flag) {
-		if (reload_flag) {
-			struct cfg next;
-
-			reload_flag = 0;
-			if (cfg_load(&next, config_path, &err) < 0) {
-				log_error("event=config_reload_failed err=%s",
-				    log_quote(q, sizeof q, err.msg));
-			} else {
-				/* The connection stays; other settings apply now. */
-				cfg_fini(&cfg);
-				cfg = next;
-				apply_log_level(&cfg);
-				cfg_log(&cfg);
-				log_info("event=config_reloaded");
-			}
-		}
-		int r = wait_for_work(db, cfg.worker.poll_ms, &err);
-		if (r >= 0 && run_once(db, &err) == 0)
-			continue;
-		if (stop_flag)
-			break;
-		log_warn("event=db_lost err=%s", log_quote(q, sizeof q, err.msg));
-		if (db_reconnect(db, &err) < 0 || listen_jobs(db, &err) < 0) {
-			if (stop_flag)
-				break;
-			log_error("event=db_reconnect_failed err=%s",
-			    log_quote(q, sizeof q, err.msg));
-			continue;   /* keep trying: the database may come back */
-		}
-		log_info("event=db_reconnected");
+	nthreads = W.cfg.worker.threads;
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	if (pthread_create(&hk, NULL, housekeeper_main, &W) != 0)
+		die("cannot start the housekeeper thread");
+	for (int i = 0; i < nthreads; i++) {
+		runners[i].w = &W;
+		runners[i].idx = i;
+		if (pthread_create(&runners[i].thread, NULL, runner_main,
+		        &runners[i]) != 0)
+			die("cannot start runner thread %d", i);
 	}
-	log_info("event=worker_stopping");
+	log_info("event=worker_started id=%s threads=%d batch=%d poll_ms=%d "
+	    "lease_s=%d", W.id, nthreads, W.cfg.worker.batch,
+	    W.cfg.worker.poll_ms, W.cfg.worker.lease_s);
+
+	while (!W.stop) {
+		if (W.reload) {
+			W.reload = 0;
+			reload();
+		}
+		if (W.drain && all_done(runners, nthreads)) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			double s = (double)(now.tv_sec - started.tv_sec) +
+			    (double)(now.tv_nsec - started.tv_nsec) / 1e9;
+			uint64_t done = 0;
+			for (int k = 0; k <= WORKER_KINDS_MAX; k++)
+				done += __atomic_load_n(&W.metrics[k].done,
+				    __ATOMIC_RELAXED);
+			log_info("event=drained jobs_done=%llu seconds=%.3f "
+			    "jobs_per_s=%.0f", (unsigned long long)done, s,
+			    s > 0 ? (double)done / s : 0.0);
+			W.stop = 1;
+			W.stop_int = 1;
+			break;
+		}
+		backoff_sleep_ms(W.drain ? 2 : 200, &W.stop_int);
+	}
+
+	log_info("event=worker_stopping grace_s=%d", W.cfg.worker.grace_s);
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (all_done(runners, nthreads))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= W.cfg.worker.grace_s) {
+			/* Handlers still running: give their jobs back and
+			 * leave without them. */
+			if (db_ok(db) || db_reconnect(db, &err) == 0)
+				housekeeper_release_all(&W, db);
+			log_warn("event=worker_grace_expired");
+			metrics_stop(&ms);
+			db_close(&db);
+			log_info("event=worker_stopped");
+			_exit(0);
+		}
+		backoff_sleep_ms(50, NULL);
+	}
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(runners[i].thread, NULL);
+	pthread_join(hk, NULL);
+	metrics_stop(&ms);
 	db_close(&db);
-	cfg_fini(&cfg);
+	cfg_fini(&W.cfg);
 	log_info("event=worker_stopped");
 	return 0;
 }

@@ -1,0 +1,31 @@
+/* common/job_kinds.c: the table of job kinds. */
+#include "common/job_kinds.h"
+
+#include <string.h>
+
+const struct job_kind job_kinds[] = {
+	{ "noop", 0, 3, 0, "does nothing (benchmarks, checks)" },
+	{ "probe", 0, 10, 0, "records each run in job_probe_runs; may sleep "
+	                     "or fail on request (operators' end-to-end check)" },
+	{ "maintenance", 20, 3, 1, "gives back expired leases, prunes old jobs" },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+const struct job_kind *
+job_kind_find(const char *name)
+{
+	for (const struct job_kind *k = job_kinds; k->name != NULL; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+int
+job_kinds_count(void)
+{
+	int n = 0;
+
+	while (job_kinds[n].name != NULL)
+		n++;
+	return n;
+}

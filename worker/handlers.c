@@ -1,0 +1,21 @@
+/* worker/handlers.c: kind → handler. Kinds and their defaults are in
+ * common/job_kinds.c; a kind there without a handler here is dead-lettered
+ * ("no handler"), never a crash. */
+#include "worker/handlers.h"
+
+#include <string.h>
+
+static const struct handler handlers[] = {
+	{ "noop", job_noop },
+	{ "probe", job_probe },
+	{ "maintenance", job_maintenance },
+};
+
+const struct handler *
+handler_find(const char *kind)
+{
+	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+		if (strcmp(handlers[i].kind, kind) == 0)
+			return &handlers[i];
+	return NULL;
+}

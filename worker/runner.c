@@ -1,0 +1,350 @@
+/* worker/runner.c: a runner thread claims batches of due jobs on its own
+ * connection and runs them one after another.
+ *
+ * Completions are collected and written in one statement per batch (fewer
+ * writes per job); failures are written at once. Jobs above a kind's
+ * concurrency cap are given back unstarted. On stop, the job in hand
+ * finishes and the rest of the batch is given back. A lost connection
+ * makes the runner reconnect with backoff; what it held is reclaimed when
+ * the leases run out. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/backoff.h"
+#include "common/job_kinds.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "worker/handlers.h"
+
+#define LIVE(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define COUNT(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Waits for a NOTIFY, the stop pipe or timeout_ms. 0 or -1. */
+static int
+wait_for_work(struct worker *w, struct db *db, int timeout_ms,
+    struct err *err)
+{
+	PGconn *conn = db_conn(db);
+	struct pollfd pfd[2] = {
+		{ .fd = PQsocket(conn), .events = POLLIN },
+		{ .fd = w->wake_fd[0], .events = POLLIN },
+	};
+	PGnotify *n;
+
+	if (pfd[0].fd < 0)
+		return err_set(err, true, "database: no socket");
+	if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR)
+		return err_set_errno(err, true, errno, "poll");
+	if (!PQconsumeInput(conn))
+		return err_set(err, true, "database: connection lost");
+	while ((n = PQnotifies(conn)) != NULL)
+		PQfreemem(n);
+	return 0;
+}
+
+static int
+connect_db(struct runner *r, struct db **db_r, struct err *err)
+{
+	struct worker *w = r->w;
+	struct db_opts o = {
+		.url = w->cfg.database.url,
+		.app_name = "postern-worker",
+		.connect_timeout_s = w->cfg.database.connect_timeout_s,
+		.statement_timeout_ms = w->cfg.database.statement_timeout_ms,
+		.tries = LIMIT_DB_CONNECT_TRIES,
+		.stop = &w->stop_int,
+	};
+
+	if (db_open(&o, db_r, err) < 0)
+		return -1;
+	if (db_cmd(*db_r, "LISTEN postern_jobs", 0, NULL, err) < 0) {
+		db_close(db_r);
+		return -1;
+	}
+	return 0;
+}
+
+/* The kinds at their cap right now, for the claim to skip. */
+static int
+capped_kinds(struct worker *w, const char **out)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&w->mu);
+	for (int i = 0; job_kinds[i].name != NULL && i < WORKER_KINDS_MAX; i++)
+		if (job_kinds[i].concurrency > 0 &&
+		    w->running[i] >= job_kinds[i].concurrency)
+			out[n++] = job_kinds[i].name;
+	pthread_mutex_unlock(&w->mu);
+	return n;
+}
+
+/* Takes a slot of the job's kind; false if the kind is at its cap. */
+static bool
+take_slot(struct worker *w, int kidx)
+{
+	const struct job_kind *k = kidx < job_kinds_count() ? &job_kinds[kidx]
+	                                                    : NULL;
+	bool ok;
+
+	pthread_mutex_lock(&w->mu);
+	ok = k == NULL || k->concurrency == 0 || w->running[kidx] < k->concurrency;
+	if (ok)
+		w->running[kidx]++;
+	pthread_mutex_unlock(&w->mu);
+	return ok;
+}
+
+static void
+drop_slot(struct worker *w, int kidx)
+{
+	pthread_mutex_lock(&w->mu);
+	w->running[kidx]--;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Publishes the batch for the housekeeper's heartbeats (n = 0: none). */
+static void
+set_inflight(struct runner *r, struct job *jobs, int n)
+{
+	pthread_mutex_lock(&r->w->mu);
+	r->w->inflight[r->idx] = jobs;
+	r->w->ninflight[r->idx] = n;
+	pthread_mutex_unlock(&r->w->mu);
+}
+
+static void
+log_err(const char *event, const struct job *j, const struct err *err)
+{
+	char q[300];
+
+	log_warn("event=%s job=%lld kind=%s attempt=%d/%d temp=%d err=%s", event,
+	    (long long)j->id, j->kind, j->attempts, j->max_attempts, err->temp,
+	    log_quote(q, sizeof q, err->msg));
+}
+
+/* Writes the completions collected in done[0..n). */
+static int
+flush_done(struct runner *r, struct db *db, struct job *done, int n,
+    struct err *err)
+{
+	bool ok[JOB_CLAIM_MAX];
+
+	if (n == 0)
+		return 0;
+	if (db_jobs_complete(db, done, n,
+	        LIVE(&r->w->cfg.worker.keep_done_s) > 0, ok, err) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int k = worker_kind_index(done[i].kind);
+		if (ok[i]) {
+			COUNT(&r->w->metrics[k].done);
+		} else {
+			COUNT(&r->w->metrics[k].refused);
+			log_warn("event=job_completion_refused job=%lld kind=%s "
+			    "reason=lease_lost", (long long)done[i].id,
+			    done[i].kind);
+		}
+	}
+	return 0;
+}
+
+/* Records a failed attempt: retry after backoff, or dead. */
+static int
+record_failure(struct runner *r, struct db *db, const struct job *j,
+    const struct err *jerr, struct err *err)
+{
+	int k = worker_kind_index(j->kind);
+	long long backoff = backoff_delay_ms((unsigned)(j->attempts - 1), 1000,
+	    3600 * 1000);
+	bool dead = false;
+	int rc;
+
+	rc = db_jobs_fail(db, j, jerr->msg, !jerr->temp, backoff, &dead, err);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		COUNT(&r->w->metrics[k].refused);
+		log_warn("event=job_failure_refused job=%lld kind=%s "
+		    "reason=lease_lost", (long long)j->id, j->kind);
+		return 0;
+	}
+	COUNT(&r->w->metrics[k].failed);
+	if (dead) {
+		COUNT(&r->w->metrics[k].dead);
+		log_err("job_dead", j, jerr);
+	} else {
+		log_err("job_retry", j, jerr);
+	}
+	return 0;
+}
+
+/* Runs one claimed batch in claim order. The whole batch stays published
+ * for heartbeats until its completions are written: done jobs are still
+ * leased to us until then (renewing a failed or given-back job changes
+ * nothing: the renewal is fenced like everything else). -1: the connection
+ * failed (err set); what was not written is reclaimed when its lease ends. */
+static int
+run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
+    struct err *err)
+{
+	struct worker *w = r->w;
+	struct job *done = calloc((size_t)n, sizeof *done);
+	int ndone = 0, ret = -1;
+
+	if (done == NULL)
+		BUG("out of memory");
+	set_inflight(r, jobs, n);
+	for (int i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		int k = worker_kind_index(j->kind);
+		const struct handler *h;
+		struct err jerr = { 0 };
+		int64_t t0;
+		int rc;
+
+		if (w->stop) {
+			/* Give back what we have not started. */
+			for (int m = i; m < n; m++)
+				if (db_jobs_release(db, &jobs[m], err) < 0)
+					goto out;
+			log_info("event=jobs_released count=%d", n - i);
+			break;
+		}
+		if (!take_slot(w, k)) {
+			if (db_jobs_release(db, j, err) < 0)
+				goto out;
+			continue;
+		}
+		h = handler_find(j->kind);
+		t0 = now_us();
+		if (h == NULL) {
+			err_set(&jerr, false, "no handler for job kind \"%s\"",
+			    j->kind);
+			rc = -1;
+		} else {
+			struct job_ctx ctx = { db, j, w, &w->stop };
+			rc = h->run(&ctx, &jerr);
+		}
+		drop_slot(w, k);
+		metrics_observe(w, k, now_us() - t0);
+		if (db_ok(db) &&
+		    PQtransactionStatus(db_conn(db)) != PQTRANS_IDLE) {
+			log_error("event=handler_left_transaction job=%lld kind=%s",
+			    (long long)j->id, j->kind);
+			db_rollback(db);
+		}
+		if (rc == 0) {
+			done[ndone++] = *j;       /* payload freed with jobs[] */
+			continue;
+		}
+		if (!db_ok(db)) {
+			*err = jerr;
+			err->temp = true;
+			goto out;
+		}
+		if (record_failure(r, db, j, &jerr, err) < 0)
+			goto out;
+	}
+	ret = flush_done(r, db, done, ndone, err);
+out:
+	set_inflight(r, NULL, 0);
+	free(done);
+	return ret;
+}
+
+void *
+runner_main(void *arg)
+{
+	struct runner *r = arg;
+	struct worker *w = r->w;
+	struct db *db = NULL;
+	struct err err;
+	char who[160], q[300];
+	unsigned fails = 0;
+
+	snprintf(who, sizeof who, "%s:%d", w->id, r->idx);
+	while (!w->stop) {
+		struct job *jobs = NULL;
+		const char *skip[WORKER_KINDS_MAX];
+		int n = 0, nskip;
+
+		if (db == NULL) {
+			if (connect_db(r, &db, &err) < 0) {
+				if (w->stop)
+					break;
+				log_warn("event=db_unavailable runner=%d err=%s",
+				    r->idx, log_quote(q, sizeof q, err.msg));
+				backoff_sleep_ms(backoff_delay_ms(fails++, 500,
+				    LIMIT_DB_BACKOFF_MAX_MS), &w->stop_int);
+				continue;
+			}
+			if (fails > 0) {
+				COUNT(&w->db_reconnects);
+				log_info("event=db_reconnected runner=%d", r->idx);
+			}
+			fails = 0;
+		}
+		nskip = capped_kinds(w, skip);
+		if (db_jobs_claim(db, LIVE(&w->cfg.worker.batch),
+		        LIVE(&w->cfg.worker.lease_s), who, skip, nskip, &jobs, &n,
+		        &err) < 0)
+			goto lost;
+		COUNT(&w->claims);
+		if (n == 0) {
+			COUNT(&w->empty_claims);
+			if (w->drain)
+				break;            /* --drain: nothing due, done */
+			if (wait_for_work(w, db, LIVE(&w->cfg.worker.poll_ms),
+			        &err) < 0)
+				goto lost;
+			continue;
+		}
+		for (int i = 0; i < n; i++)
+			COUNT(&w->metrics[worker_kind_index(jobs[i].kind)].claimed);
+		log_debug("event=jobs_claimed runner=%d count=%d", r->idx, n);
+		if (run_batch(r, db, jobs, n, &err) < 0) {
+			db_jobs_free(&jobs, n);
+			goto lost;
+		}
+		db_jobs_free(&jobs, n);
+		/* Drain NOTIFYs that came while we worked: we claim again
+		 * right away anyway. */
+		if (!PQconsumeInput(db_conn(db))) {
+			err_set(&err, true, "database: connection lost");
+			goto lost;
+		}
+		for (PGnotify *nt; (nt = PQnotifies(db_conn(db))) != NULL;)
+			PQfreemem(nt);
+		continue;
+lost:
+		if (db_ok(db) && !err.temp) {
+			/* A statement failed but the connection is fine: that is a
+			 * bug or a schema mismatch; do not spin on it. */
+			log_error("event=runner_error runner=%d err=%s", r->idx,
+			    log_quote(q, sizeof q, err.msg));
+			backoff_sleep_ms(backoff_delay_ms(fails++, 500,
+			    LIMIT_DB_BACKOFF_MAX_MS), &w->stop_int);
+			continue;
+		}
+		log_warn("event=db_lost runner=%d err=%s", r->idx,
+		    log_quote(q, sizeof q, err.msg));
+		db_close(&db);
+		fails = 1;
+	}
+	db_close(&db);
+	r->done = true;
+	return NULL;
+}
