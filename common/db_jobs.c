@@ -92,19 +92,22 @@ out:
 
 int
 db_jobs_enqueue_many(struct db *db, const char *kind, const char *payload,
-    long long n, int priority, int64_t *count_r, struct err *err)
+    long long n, int priority, int max_attempts, int64_t *count_r,
+    struct err *err)
 {
 	static const char sql[] =
-	    "INSERT INTO jobs (kind, payload, priority)"
-	    " SELECT $1, coalesce($2::jsonb, '{}'), $3"
+	    "INSERT INTO jobs (kind, payload, priority, max_attempts)"
+	    " SELECT $1, coalesce($2::jsonb, '{}'), $3, coalesce($5::int, 10)"
 	    " FROM generate_series(1, $4::bigint)";
-	char prio[16], count[24];
-	const char *params[] = { kind, payload, prio, count };
+	char prio[16], count[24], attempts[16];
+	const char *params[] = { kind, payload, prio, count,
+		                 max_attempts > 0 ? attempts : NULL };
 	PGresult *res = NULL;
 
 	snprintf(prio, sizeof prio, "%d", priority);
 	snprintf(count, sizeof count, "%lld", n);
-	if (db_query(db, sql, 4, params, PGRES_COMMAND_OK, &res, err) < 0)
+	snprintf(attempts, sizeof attempts, "%d", max_attempts);
+	if (db_query(db, sql, 5, params, PGRES_COMMAND_OK, &res, err) < 0)
 		return -1;
 	*count_r = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);

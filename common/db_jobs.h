@@ -54,8 +54,8 @@ MUST_CHECK int db_jobs_enqueue(struct db *db, const struct job_new *j,
 /* n jobs of one kind and payload in one statement (bulk, benchmarks).
  * No keys. *count_r = rows inserted. */
 MUST_CHECK int db_jobs_enqueue_many(struct db *db, const char *kind,
-    const char *payload, long long n, int priority, int64_t *count_r,
-    struct err *err);
+    const char *payload, long long n, int priority, int max_attempts,
+    int64_t *count_r, struct err *err);
 
 /* A claimed job. Strings are owned by the job; db_jobs_free() frees them. */
 struct job {

@@ -37,6 +37,8 @@ static const char usage_text[] =
 "    staff add|list            create or list a practice's staff users\n"
 "    patient add|list|import   create, list or bulk-import patients (CSV)\n"
 "    demo seed [--force]       create the demo practice, staff and patients\n"
+"    jobs stats|list|show|retry|cancel|enqueue\n"
+"                              inspect and steer the job queue\n"
 "\n"
 "    Run 'posternctl COMMAND --help' for each command's own options.\n"
 "\n"
@@ -74,6 +76,7 @@ static const struct command commands[] = {
 	{ "staff", cmd_staff },
 	{ "patient", cmd_patient },
 	{ "demo", cmd_demo },
+	{ "jobs", cmd_jobs },
 };
 
 const struct cfg *
@@ -151,6 +154,40 @@ ctl_progress(struct ctl *ctl, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int
+ctl_dispatch(struct ctl *ctl, const char *cmd, const char *help,
+    const struct ctl_sub *subs, size_t nsubs, int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(help, stderr);
+		return CTL_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(help, stdout);
+		return CTL_OK;
+	}
+	for (size_t i = 0; i < nsubs; i++) {
+		if (strcmp(argv[1], subs[i].name) == 0) {
+			optind = 0;        /* glibc: full reset for a new argv */
+			return subs[i].fn(ctl, argc - 1, argv + 1);
+		}
+	}
+	return ctl_usage(cmd, "unknown subcommand '%s'", argv[1]);
+}
+
+int
+ctl_bad_option(const char *cmd, int c, char **argv)
+{
+	const char *opt = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return ctl_usage(cmd, "option '%s' needs a value", opt);
+	if (optopt != 0 && optopt != '?')
+		return ctl_usage(cmd, "unknown option '-%c'", optopt);
+	return ctl_usage(cmd, "unknown option '%s'", opt);
 }
 
 static const char config_help[] =

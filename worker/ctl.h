@@ -42,6 +42,19 @@ int ctl_usage(const char *cmd, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Progress on stderr unless --quiet. */
 void ctl_progress(struct ctl *ctl, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
+/* A family's subcommand table, for ctl_dispatch(). */
+struct ctl_sub {
+	const char *name;
+	int (*fn)(struct ctl *ctl, int argc, char **argv);
+};
+/* Runs "cmd sub args…" (argv[0] = cmd): the subcommand with argv + 1,
+ * or help (stdout for --help, stderr with CTL_USAGE when none given). */
+int ctl_dispatch(struct ctl *ctl, const char *cmd, const char *help,
+    const struct ctl_sub *subs, size_t nsubs, int argc, char **argv);
+/* Prints "posternctl CMD: …" for a getopt failure; returns CTL_USAGE.
+ * For getopt_long run with opterr = 0 and an optstring starting with ':'. */
+int ctl_bad_option(const char *cmd, int c, char **argv);
+
 /* Commands (ctl_*.c). */
 int cmd_migrate(struct ctl *ctl, int argc, char **argv);
 int cmd_config(struct ctl *ctl, int argc, char **argv);
@@ -49,5 +62,6 @@ int cmd_practice(struct ctl *ctl, int argc, char **argv);
 int cmd_staff(struct ctl *ctl, int argc, char **argv);
 int cmd_patient(struct ctl *ctl, int argc, char **argv);
 int cmd_demo(struct ctl *ctl, int argc, char **argv);
+int cmd_jobs(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -347,20 +347,6 @@ static const char patient_import_help[] =
 
 /* ------------------------------------------------------------ helpers */
 
-/* Prints "posternctl CMD: …" for a getopt failure; returns CTL_USAGE.
- * Runs with opterr = 0 and optstring starting with ':'. */
-static int
-bad_option(const char *cmd, int c, char **argv)
-{
-	const char *opt = optind > 0 ? argv[optind - 1] : "?";
-
-	if (c == ':')
-		return ctl_usage(cmd, "option '%s' needs a value", opt);
-	if (optopt != 0 && optopt != '?')
-		return ctl_usage(cmd, "unknown option '-%c'", optopt);
-	return ctl_usage(cmd, "unknown option '%s'", opt);
-}
-
 /* s in double quotes for messages: control characters, quotes and
  * backslashes escaped, cut at about 60 bytes with "...". */
 static const char *
@@ -519,34 +505,6 @@ practice_id(struct db *db, const char *slug, int64_t *id_r)
 	return 0;
 }
 
-/* Splits "cmd sub args…": runs the subcommand, or prints help. */
-struct sub {
-	const char *name;
-	int (*fn)(struct ctl *, int, char **);
-};
-
-static int
-dispatch(struct ctl *ctl, const char *cmd, const char *help,
-    const struct sub *subs, size_t nsubs, int argc, char **argv)
-{
-	if (argc < 2) {
-		fputs(help, stderr);
-		return CTL_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		fputs(help, stdout);
-		return CTL_OK;
-	}
-	for (size_t i = 0; i < nsubs; i++) {
-		if (strcmp(argv[1], subs[i].name) == 0) {
-			optind = 0;        /* glibc: full reset for a new argv */
-			return subs[i].fn(ctl, argc - 1, argv + 1);
-		}
-	}
-	return ctl_usage(cmd, "unknown subcommand '%s'", argv[1]);
-}
-
 /* Options shared by the subcommands. */
 enum {
 	OPT_NAME = 1000, OPT_SLUG, OPT_TIMEZONE, OPT_FROM, OPT_REPLY,
@@ -587,7 +545,7 @@ practice_add(struct ctl *ctl, int argc, char **argv)
 		case OPT_FROM: from = optarg; break;
 		case OPT_REPLY: reply = optarg; break;
 		case 'h': fputs(practice_add_help, stdout); return CTL_OK;
-		default: return bad_option(cmd, c, argv);
+		default: return ctl_bad_option(cmd, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -662,7 +620,7 @@ simple_opts(const char *cmd, const char *help, int argc, char **argv,
 		}
 		if (c == OPT_PRACTICE)
 			c = '?';
-		*ret_r = bad_option(cmd, c, argv);
+		*ret_r = ctl_bad_option(cmd, c, argv);
 		return false;
 	}
 	if (optind < argc) {
@@ -699,11 +657,11 @@ practice_list(struct ctl *ctl, int argc, char **argv)
 int
 cmd_practice(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct sub subs[] = {
+	static const struct ctl_sub subs[] = {
 		{ "add", practice_add },
 		{ "list", practice_list },
 	};
-	return dispatch(ctl, "practice", practice_help, subs, 2, argc, argv);
+	return ctl_dispatch(ctl, "practice", practice_help, subs, 2, argc, argv);
 }
 
 /* -------------------------------------------------------------- staff */
@@ -736,7 +694,7 @@ staff_add(struct ctl *ctl, int argc, char **argv)
 		case OPT_NAME: name = optarg; break;
 		case OPT_ROLE: role = optarg; break;
 		case 'h': fputs(staff_add_help, stdout); return CTL_OK;
-		default: return bad_option(cmd, c, argv);
+		default: return ctl_bad_option(cmd, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -800,11 +758,11 @@ staff_list(struct ctl *ctl, int argc, char **argv)
 int
 cmd_staff(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct sub subs[] = {
+	static const struct ctl_sub subs[] = {
 		{ "add", staff_add },
 		{ "list", staff_list },
 	};
-	return dispatch(ctl, "staff", staff_help, subs, 2, argc, argv);
+	return ctl_dispatch(ctl, "staff", staff_help, subs, 2, argc, argv);
 }
 
 /* ------------------------------------------------------------ patient */
@@ -845,7 +803,7 @@ patient_add(struct ctl *ctl, int argc, char **argv)
 		case OPT_TIMEZONE: tz = optarg; break;
 		case OPT_NO_PORTAL: p.portal_access = false; break;
 		case 'h': fputs(patient_add_help, stdout); return CTL_OK;
-		default: return bad_option(cmd, c, argv);
+		default: return ctl_bad_option(cmd, c, argv);
 		}
 	}
 	if (optind < argc)
@@ -1576,7 +1534,7 @@ patient_import(struct ctl *ctl, int argc, char **argv)
 		switch (c) {
 		case OPT_PRACTICE: slug = optarg; break;
 		case 'h': fputs(patient_import_help, stdout); return CTL_OK;
-		default: return bad_option(cmd, c, argv);
+		default: return ctl_bad_option(cmd, c, argv);
 		}
 	}
 	if (slug == NULL)
@@ -1624,10 +1582,10 @@ close:
 int
 cmd_patient(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct sub subs[] = {
+	static const struct ctl_sub subs[] = {
 		{ "add", patient_add },
 		{ "list", patient_list },
 		{ "import", patient_import },
 	};
-	return dispatch(ctl, "patient", patient_help, subs, 3, argc, argv);
+	return ctl_dispatch(ctl, "patient", patient_help, subs, 3, argc, argv);
 }
