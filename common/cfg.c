@@ -62,6 +62,8 @@ static const struct key keys[] = {
 	CFG_INT("worker", "batch", worker.batch, 32, 1, 500),
 	CFG_INT("worker", "poll_ms", worker.poll_ms, 1000, 50, 5000),
 	CFG_INT("worker", "lease_s", worker.lease_s, 60, 2, 3600),
+	CFG_INT("worker", "retry_base_ms", worker.retry_base_ms, 5000, 10, 600000),
+	CFG_INT("worker", "retry_max_s", worker.retry_max_s, 3600, 1, 86400),
 	CFG_INT("worker", "grace_s", worker.grace_s, 20, 0, LIMIT_GRACE_S),
 	CFG_INT("worker", "maintenance_s", worker.maintenance_s, 10, 1, 3600),
 	CFG_INT("worker", "keep_done_s", worker.keep_done_s, 0, 0, 400 * 86400),

@@ -49,6 +49,8 @@ struct cfg {
 		int batch;             /* jobs one claim takes */
 		int poll_ms;
 		int lease_s;           /* a claim's lease; heartbeats renew it */
+		int retry_base_ms;     /* first retry after about this long */
+		int retry_max_s;       /* retries never wait longer */
 		int grace_s;
 		int maintenance_s;     /* reaper + pruning interval */
 		int keep_done_s;       /* 0: done jobs without once_key deleted */

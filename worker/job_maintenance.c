@@ -13,6 +13,8 @@ int
 job_maintenance(struct job_ctx *ctx, struct err *err)
 {
 	const struct cfg *cfg = &ctx->w->cfg;
+	int keep_done = __atomic_load_n(&cfg->worker.keep_done_s, __ATOMIC_RELAXED);
+	int keep_dead = __atomic_load_n(&cfg->worker.keep_dead_s, __ATOMIC_RELAXED);
 	int requeued = 0, killed = 0;
 	int64_t pruned = 0, probes = 0;
 
@@ -21,11 +23,10 @@ job_maintenance(struct job_ctx *ctx, struct err *err)
 	if (requeued > 0 || killed > 0)
 		log_warn("event=leases_expired requeued=%d dead=%d", requeued,
 		    killed);
-	if (db_jobs_prune(ctx->db, cfg->worker.keep_done_s,
-	        cfg->worker.keep_dead_s, PRUNE_PER_RUN, &pruned, err) < 0)
-		return -1;
-	if (db_job_probe_runs_prune(ctx->db, cfg->worker.keep_dead_s, &probes,
+	if (db_jobs_prune(ctx->db, keep_done, keep_dead, PRUNE_PER_RUN, &pruned,
 	        err) < 0)
+		return -1;
+	if (db_job_probe_runs_prune(ctx->db, keep_dead, &probes, err) < 0)
 		return -1;
 	if (pruned > 0 || probes > 0)
 		log_info("event=jobs_pruned jobs=%lld probe_runs=%lld",

@@ -125,6 +125,8 @@ reload(void)
 	SET_LIVE(batch);
 	SET_LIVE(poll_ms);
 	SET_LIVE(lease_s);
+	SET_LIVE(retry_base_ms);
+	SET_LIVE(retry_max_s);
 	SET_LIVE(maintenance_s);
 	SET_LIVE(keep_done_s);
 	SET_LIVE(keep_dead_s);

@@ -167,8 +167,9 @@ record_failure(struct runner *r, struct db *db, const struct job *j,
     const struct err *jerr, struct err *err)
 {
 	int k = worker_kind_index(j->kind);
-	long long backoff = backoff_delay_ms((unsigned)(j->attempts - 1), 1000,
-	    3600 * 1000);
+	long long backoff = backoff_delay_ms((unsigned)(j->attempts - 1),
+	    LIVE(&r->w->cfg.worker.retry_base_ms),
+	    LIVE(&r->w->cfg.worker.retry_max_s) * 1000LL);
 	bool dead = false;
 	int rc;
 
