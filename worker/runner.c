@@ -20,6 +20,10 @@
 #include "worker/handlers.h"
 
 #define LIVE(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+/* Completions wait to be written together at most this long: quick jobs
+ * complete a whole batch in one statement, slow ones one by one, so a
+ * crash repeats at most ~this much finished work per thread. */
+#define COMPLETE_AFTER_US 20000
 #define COUNT(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
 
 static int64_t
@@ -193,8 +197,8 @@ record_failure(struct runner *r, struct db *db, const struct job *j,
 }
 
 /* Runs one claimed batch in claim order. The whole batch stays published
- * for heartbeats until its completions are written: done jobs are still
- * leased to us until then (renewing a failed or given-back job changes
+ * for heartbeats until the batch ends: done jobs not yet written are still
+ * leased to us (renewing a failed or given-back job changes
  * nothing: the renewal is fenced like everything else). -1: the connection
  * failed (err set); what was not written is reclaimed when its lease ends. */
 static int
@@ -203,6 +207,7 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 {
 	struct worker *w = r->w;
 	struct job *done = calloc((size_t)n, sizeof *done);
+	int64_t pending_since = 0;
 	int ndone = 0, ret = -1;
 
 	if (done == NULL)
@@ -248,7 +253,14 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			db_rollback(db);
 		}
 		if (rc == 0) {
+			if (ndone == 0)
+				pending_since = now_us();
 			done[ndone++] = *j;       /* payload freed with jobs[] */
+			if (now_us() - pending_since >= COMPLETE_AFTER_US) {
+				if (flush_done(r, db, done, ndone, err) < 0)
+					goto out;
+				ndone = 0;
+			}
 			continue;
 		}
 		if (!db_ok(db)) {
