@@ -170,7 +170,11 @@ db_jobs_claim(struct db *db, int max, int lease_s, const char *who,
 	                     PGRES_TUPLES_OK, &res, err)) < 0)
 		goto out;
 	n = PQntuples(res);
-	jobs = xcalloc((size_t)(n > 0 ? n : 1), sizeof *jobs);
+	if (n == 0) {
+		ret = 0;                     /* nothing due: *jobs_r stays NULL */
+		goto out;
+	}
+	jobs = xcalloc((size_t)n, sizeof *jobs);
 	for (int i = 0; i < n; i++) {
 		int64_t v;
 

@@ -71,7 +71,8 @@ struct job {
 /* Claims up to max (<= JOB_CLAIM_MAX) due jobs in claim order, skipping
  * rows other claimers hold and kinds listed in skip_kinds (nskip entries,
  * for per-kind caps). lease_s: how long the lease lasts. who: "host:pid:t".
- * *jobs_r is a heap array of *n_r jobs (free with db_jobs_free). */
+ * *jobs_r is a heap array of *n_r jobs (free with db_jobs_free), NULL
+ * when none was due. */
 MUST_CHECK int db_jobs_claim(struct db *db, int max, int lease_s,
     const char *who, const char *const *skip_kinds, int nskip,
     struct job **jobs_r, int *n_r, struct err *err);
