@@ -50,7 +50,7 @@ static const char jobs_help[] =
 "    probe        records each run in job_probe_runs; payload\n"
 "                 {\"tag\": T, \"sleep_ms\": N, \"fail\": \"temp\"|\"perm\",\n"
 "                 \"fail_times\": K}: an end-to-end check of the workers\n"
-"    maintenance  scheduled by the workers themselves\n"
+"    maintenance  prunes old jobs; scheduled by the workers themselves\n"
 "\n"
 "EXIT STATUS\n"
 "    0 success; 1 no such job, not in a state that allows it, or a\n"

@@ -1,7 +1,11 @@
 /* worker/housekeeper.c: one thread per worker process that renews the
- * leases of every job this process holds (every lease_s / 3) and schedules
- * the periodic jobs. Scheduling is an enqueue with a unique key, so any
- * number of workers on any number of hosts keep one copy queued. */
+ * leases of every job this process holds (every lease_s / 3), gives back
+ * expired leases of dead or stalled workers (every maintenance_s) and
+ * schedules the periodic jobs. The reaper runs here, not as a job: a job
+ * can starve behind a backlog or die with its worker, and then nothing
+ * would reap it (concurrent reapers skip each other's rows). Scheduling is
+ * an enqueue with a unique key, so any number of workers on any number of
+ * hosts keep one copy queued. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -76,6 +80,21 @@ schedule(struct worker *w, struct db *db, long long delay_ms,
 	return db_jobs_enqueue(db, &j, &id, err) < 0 ? -1 : 0;
 }
 
+#define REAP_PER_ROUND 1000
+
+static int
+reap(struct db *db, struct err *err)
+{
+	int requeued = 0, killed = 0;
+
+	if (db_jobs_reap(db, REAP_PER_ROUND, &requeued, &killed, err) < 0)
+		return -1;
+	if (requeued > 0 || killed > 0)
+		log_warn("event=leases_expired requeued=%d dead=%d", requeued,
+		    killed);
+	return 0;
+}
+
 static int
 connect_db(struct worker *w, struct db **db_r, struct err *err)
 {
@@ -96,7 +115,7 @@ housekeeper_main(void *arg)
 	struct worker *w = arg;
 	struct db *db = NULL;
 	struct err err;
-	int64_t next_beat = 0, next_sched = 0;
+	int64_t next_beat = 0, next_sched = 0, next_reap = 0;
 	unsigned fails = 0;
 	char q[300];
 
@@ -115,6 +134,11 @@ housekeeper_main(void *arg)
 			if (heartbeat(w, db, &err) < 0)
 				goto lost;
 			next_beat = t + LIVE(&w->cfg.worker.lease_s) * 1000 / 3;
+		}
+		if (t >= next_reap) {
+			if (reap(db, &err) < 0)
+				goto lost;
+			next_reap = t + LIVE(&w->cfg.worker.maintenance_s) * 1000;
 		}
 		if (t >= next_sched) {
 			/* Due now; while one is queued or running this is a

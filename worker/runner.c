@@ -20,10 +20,12 @@
 #include "worker/handlers.h"
 
 #define LIVE(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-/* Completions wait to be written together at most this long: quick jobs
- * complete a whole batch in one statement, slow ones one by one, so a
- * crash repeats at most ~this much finished work per thread. */
+/* Completions of quick jobs wait to be written together, at most this
+ * long: a batch of them completes in one statement. A job that took
+ * SLOW_JOB_US or more is written at once (with those waiting), so a crash
+ * repeats at most the job in hand plus ~COMPLETE_AFTER_US of quick ones. */
 #define COMPLETE_AFTER_US 20000
+#define SLOW_JOB_US 2000
 #define COUNT(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
 
 static int64_t
@@ -245,7 +247,8 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			rc = h->run(&ctx, &jerr);
 		}
 		drop_slot(w, k);
-		metrics_observe(w, k, now_us() - t0);
+		int64_t took = now_us() - t0;
+		metrics_observe(w, k, took);
 		if (db_ok(db) &&
 		    PQtransactionStatus(db_conn(db)) != PQTRANS_IDLE) {
 			log_error("event=handler_left_transaction job=%lld kind=%s",
@@ -256,7 +259,8 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			if (ndone == 0)
 				pending_since = now_us();
 			done[ndone++] = *j;       /* payload freed with jobs[] */
-			if (now_us() - pending_since >= COMPLETE_AFTER_US) {
+			if (took >= SLOW_JOB_US ||
+			    now_us() - pending_since >= COMPLETE_AFTER_US) {
 				if (flush_done(r, db, done, ndone, err) < 0)
 					goto out;
 				ndone = 0;
