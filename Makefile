@@ -19,7 +19,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libmicrohttpd-dev libinih-dev libcmocka-dev libgnutls28-dev \
 	clang libclang-rt-14-dev \
 	postgresql postfix dovecot-imapd dovecot-lmtpd openssl ca-certificates \
-	curl
+	curl python3-aiosmtpd
 WARN      := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wformat=2 -Wshadow -Wvla
 CFLAGS    ?= -O2 -g
 SAN_ON    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -140,6 +140,12 @@ demo: deps
 	bash tests/harness/demo.sh start
 demo-stop:
 	bash tests/harness/demo.sh stop
+
+# The job queue against a pgbench reference on a private PostgreSQL
+# (tests/bench/README.md).
+.PHONY: bench-queue
+bench-queue: all
+	bash tests/bench/queue.sh $(BUILD)
 
 .PHONY: cfg-check
 cfg-check: $(BUILD)/posternctl

@@ -125,7 +125,11 @@ db_jobs_claim(struct db *db, int max, int lease_s, const char *who,
 	 * literal (max is a checked int, one prepared statement per value): as
 	 * a parameter, the generic plan the server switches to after five
 	 * runs assumes 10% of the table and sorts it all (measured: 54 ms a
-	 * claim at 50,000 jobs instead of 0.3 ms). The kind filter (only
+	 * claim at 50,000 jobs instead of 0.3 ms). ARRAY(…) runs the locking
+	 * subquery once, as an init plan: as `id IN (SELECT …)`, statistics
+	 * taken while the table was empty (autoanalyze of an idle queue) made
+	 * the planner re-run it for every row of jobs, and claims ran for
+	 * minutes (tests/bench/README.md). The kind filter (only
 	 * while some kind is at its cap) is planned afresh each time for the
 	 * same reason: a generic plan cannot know how selective it is. */
 	static const char fmt[] =
@@ -133,9 +137,9 @@ db_jobs_claim(struct db *db, int max, int lease_s, const char *who,
 	    " lease_until = now() + $1::int * interval '1 second',"
 	    " lease_token = (SELECT nextval('jobs_lease_token_seq')),"
 	    " locked_by = $2, started_at = now()"
-	    " WHERE id IN (SELECT id FROM jobs"
+	    " WHERE id = ANY (ARRAY(SELECT id FROM jobs"
 	    "  WHERE state = 'queued' AND run_at <= now()%s"
-	    "  ORDER BY priority, run_at, id LIMIT %d FOR UPDATE SKIP LOCKED)"
+	    "  ORDER BY priority, run_at, id LIMIT %d FOR UPDATE SKIP LOCKED))"
 	    " RETURNING id, lease_token, kind, payload::text, attempts,"
 	    " max_attempts";
 	char sql[sizeof fmt + 64], name[32], slease[16];
@@ -266,73 +270,98 @@ db_jobs_heartbeat(struct db *db, const struct job *jobs, int n, int lease_s,
 	return 0;
 }
 
+/* The statement that finishes a batch sharing one lease token: delete (the
+ * common case, one index lookup a job) or mark done (rows a once_key or
+ * keep_done needs). */
+static int
+finish_batch(struct db *db, bool keep, const char *ids, const char *tok,
+    PGresult **res_r, struct err *err)
+{
+	static const char del_sql[] =
+	    "DELETE FROM jobs WHERE id = ANY ($1::bigint[]) AND lease_token = $2"
+	    " AND state = 'running' AND once_key IS NULL RETURNING id";
+	static const char upd_sql[] =
+	    "UPDATE jobs SET state = 'done', finished_at = now(),"
+	    " lease_until = NULL WHERE id = ANY ($1::bigint[])"
+	    " AND lease_token = $2 AND state = 'running' RETURNING id";
+	const char *params[] = { ids, tok };
+
+	return keep ? db_query_prepared(db, "jobs_done", upd_sql, 2, params,
+	                  PGRES_TUPLES_OK, res_r, err)
+	            : db_query_prepared(db, "jobs_delete", del_sql, 2, params,
+	                  PGRES_TUPLES_OK, res_r, err);
+}
+
+/* "{id,…}" of jobs[0..n) with this token and not yet ok; 0 if none. */
+static int
+pending_ids(struct buf *b, const struct job *jobs, int n, int64_t tok,
+    const bool *ok, bool *any_r)
+{
+	int k = 0;
+
+	buf_reset(b);
+	if (buf_addc(b, '{') < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (!ok[i] && jobs[i].lease_token == tok &&
+		    buf_printf(b, "%s%lld", k++ > 0 ? "," : "",
+		        (long long)jobs[i].id) < 0)
+			return -1;
+	*any_r = k > 0;
+	return buf_addc(b, '}');
+}
+
 int
 db_jobs_complete(struct db *db, const struct job *jobs, int n, bool keep_done,
     bool *ok, struct err *err)
 {
-	/* Both branches see the same snapshot and touch disjoint rows (by
-	 * once_key and $3): delete what nothing needs any more, keep what a
-	 * key or the retention setting still needs. The ids go as one array
-	 * (= ANY uses the primary key); a claimed batch shares one lease
-	 * token, so this is one statement per batch. */
-	static const char sql[] =
-	    "WITH del AS (DELETE FROM jobs WHERE id = ANY ($1::bigint[])"
-	    "  AND lease_token = $2 AND state = 'running'"
-	    "  AND once_key IS NULL AND NOT $3::bool RETURNING id),"
-	    " upd AS (UPDATE jobs SET state = 'done', finished_at = now(),"
-	    "  lease_until = NULL WHERE id = ANY ($1::bigint[])"
-	    "  AND lease_token = $2 AND state = 'running'"
-	    "  AND (once_key IS NOT NULL OR $3::bool) RETURNING id)"
-	    " SELECT id FROM del UNION ALL SELECT id FROM upd";
-	bool *sent = xcalloc((size_t)n + 1, sizeof *sent);
+	bool *seen = xcalloc((size_t)n + 1, sizeof *seen);
 	struct buf ids;
 	int ret = -1;
 
 	for (int i = 0; i < n; i++)
 		ok[i] = false;
 	buf_init(&ids, (size_t)n * 24 + 8);
-	/* One statement per distinct lease token (normally one). */
+	/* Per distinct lease token (a claimed batch shares one): delete what
+	 * nothing needs any more, then mark done what is left (jobs with a
+	 * once_key, or all of them with keep_done). A job still not ok after
+	 * that lost its lease. */
 	for (int first = 0; first < n; first++) {
-		PGresult *res = NULL;
+		int64_t t = jobs[first].lease_token;
 		char tok[24];
 
-		if (sent[first])
+		if (seen[first])
 			continue;
-		buf_reset(&ids);
-		if (buf_addc(&ids, '{') < 0)
-			goto too_big;
-		for (int i = first, k = 0; i < n; i++)
-			if (!sent[i] && jobs[i].lease_token == jobs[first].lease_token) {
-				if (buf_printf(&ids, "%s%lld", k++ > 0 ? "," : "",
-				        (long long)jobs[i].id) < 0)
-					goto too_big;
-				sent[i] = true;
+		for (int i = first; i < n; i++)
+			if (jobs[i].lease_token == t)
+				seen[i] = true;
+		snprintf(tok, sizeof tok, "%lld", (long long)t);
+		for (int pass = keep_done ? 1 : 0; pass < 2; pass++) {
+			PGresult *res = NULL;
+			bool any;
+
+			if (pending_ids(&ids, jobs, n, t, ok, &any) < 0) {
+				err_set(err, false, "completion batch too large");
+				goto out;
 			}
-		if (buf_addc(&ids, '}') < 0)
-			goto too_big;
-		snprintf(tok, sizeof tok, "%lld",
-		    (long long)jobs[first].lease_token);
-		const char *params[] = { buf_str(&ids), tok,
-			                 keep_done ? "true" : "false" };
-		if (db_query_prepared(db, "jobs_complete", sql, 3, params,
-		        PGRES_TUPLES_OK, &res, err) < 0)
-			goto out;
-		for (int r = 0; r < PQntuples(res); r++) {
-			long long id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-			for (int i = 0; i < n; i++)
-				if (jobs[i].id == id &&
-				    jobs[i].lease_token == jobs[first].lease_token)
-					ok[i] = true;
+			if (!any)
+				break;
+			if (finish_batch(db, pass == 1, buf_str(&ids), tok, &res,
+			        err) < 0)
+				goto out;
+			for (int r = 0; r < PQntuples(res); r++) {
+				long long id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+				for (int i = 0; i < n; i++)
+					if (jobs[i].id == id && jobs[i].lease_token == t)
+						ok[i] = true;
+			}
+			PQclear(res);
 		}
-		PQclear(res);
 	}
 	ret = 0;
-	goto out;
-too_big:
-	err_set(err, false, "completion batch too large");
 out:
 	buf_fini(&ids);
-	free(sent);
+	free(seen);
 	return ret;
 }
 
