@@ -62,6 +62,17 @@ bash "$top/tests/harness/pg.sh" restart "$PG_TEST_DIR" >/dev/null
 check "worker notices the lost connection" wait_for 15 grep -q "event=db_lost" "$logs/worker.log"
 check "worker reconnects after the restart" wait_for 30 grep -q "event=db_reconnected" "$logs/worker.log"
 check "worker is still running" kill -0 "$wpid"
+# SIGHUP: a good change applies at once, a bad file keeps the old settings.
+printf '[worker]\npoll_ms = 700\nbatch = 7\n' >>"$CONF"
+kill -HUP "$wpid"
+check "SIGHUP applies worker.poll_ms" wait_for 10 grep -q "event=config_changed key=worker.poll_ms from=1000 to=700" "$logs/worker.log"
+check "SIGHUP applies worker.batch" grep -q "event=config_changed key=worker.batch from=32 to=7" "$logs/worker.log"
+cp "$CONF" "$logs/conf.good"
+printf 'bogus = 1\n' >>"$CONF"
+kill -HUP "$wpid"
+check "SIGHUP with a bad file logs config_reload_failed" wait_for 10 grep -q "event=config_reload_failed" "$logs/worker.log"
+check "the worker keeps running after a bad reload" kill -0 "$wpid"
+cp "$logs/conf.good" "$CONF"
 stop_and_wait "$wpid" 10; rc=$?
 check "worker exits 0 on SIGTERM (rc=$rc)" test "$rc" = 0
 check "worker logs event=worker_stopped" grep -q "event=worker_stopped" "$logs/worker.log"
