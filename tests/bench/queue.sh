@@ -314,7 +314,7 @@ for _ in $(seq 100); do
 	kill -0 "$bg_pid" 2>/dev/null || { tail -5 "$tmp/latency-worker.log" >&2; die "postern-worker exited early"; }
 	conns=$(psql_q "$LAT_URL" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'postern-worker' AND datname = current_database()")
 	busy=$(psql_q "$LAT_URL" "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running') AND run_at <= now()")
-	if [ "$conns" -ge $((best_t + 1)) ] && [ "$busy" = 0 ]; then ready=1; break; fi
+	if [ "$conns" -ge $((LAT_T + 1)) ] && [ "$busy" = 0 ]; then ready=1; break; fi
 	sleep 0.1
 done
 [ -n "$ready" ] || die "postern-worker did not become ready within 10 s"
