@@ -11,27 +11,6 @@ httpd=$POSTERN_BUILD/postern-httpd
 logs=$POSTERN_TEST_TMP/daemons
 mkdir -p "$logs"
 
-wait_for() {  # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-	local until=$(( $(date +%s) + $1 )); shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$until" ] && return 1
-		sleep 0.1
-	done
-}
-stop_and_wait() {  # stop_and_wait PID SECONDS: SIGTERM, then exit code or 124
-	kill -TERM "$1" 2>/dev/null
-	local until=$(( $(date +%s) + $2 ))
-	while kill -0 "$1" 2>/dev/null; do
-		[ "$(date +%s)" -ge "$until" ] && { kill -9 "$1"; wait "$1"; return 124; }
-		sleep 0.1
-	done
-	wait "$1"
-}
-free_port() {
-	local p=$1
-	while { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; do exec 3>&-; p=$((p + 1)); done
-	echo "$p"
-}
 
 # --- bad configurations: one clear line, exit 1, no crash -----------------
 bad=$logs/bad.conf

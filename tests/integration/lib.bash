@@ -57,3 +57,39 @@ fresh_db() {
 psql_db() {
 	psql -X -q -tA -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"
 }
+
+# --- waiting and processes ------------------------------------------------
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+wait_for() {  # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
+	local until=$(($(date +%s) + $1)); shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -ge "$until" ] && return 1
+		sleep 0.1
+	done
+}
+sql_is() {  # sql_is SQL WANT: the query's output is exactly WANT
+	[ "$(psql_db "$1" 2>&1)" = "$2" ]
+}
+wait_sql() {  # wait_sql SECONDS SQL WANT
+	wait_for "$1" sql_is "$2" "$3"
+}
+# stop_and_wait PID SECONDS: SIGTERM (after SIGCONT, in case it is
+# stopped), then its exit code, or 124 after SIGKILL when it did not stop.
+stop_and_wait() {
+	kill -CONT "$1" 2>/dev/null
+	kill -TERM "$1" 2>/dev/null
+	local until=$(($(date +%s) + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$(date +%s)" -ge "$until" ] && { kill -9 "$1"; wait "$1"; return 124; }
+		sleep 0.05
+	done
+	wait "$1"
+}
+free_port() {  # free_port FROM: the first port from FROM nobody listens on
+	local p=$1
+	while { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; do exec 3>&-; p=$((p + 1)); done
+	echo "$p"
+}

@@ -31,24 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {  # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-	local until=$(($(date +%s) + $1)); shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$until" ] && return 1
-		sleep 0.1
-	done
-}
-sql_is() {  # sql_is SQL WANT: the query's output is exactly WANT
-	[ "$(psql_db "$1" 2>&1)" = "$2" ]
-}
-wait_sql() {  # wait_sql SECONDS SQL WANT
-	wait_for "$1" sql_is "$2" "$3"
-}
-free_port() {
-	local p=$1
-	while { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; do exec 3>&-; p=$((p + 1)); done
-	echo "$p"
-}
 # mkconf NAME KEY=VALUE...: $logs/NAME.conf, the database config plus a
 # [worker] section; prints the path.
 mkconf() {
@@ -65,24 +47,12 @@ start_worker() {
 	pids+=("$wpid")
 	wait_for 20 grep -q "event=worker_started" "$logs/$1.log"
 }
-stop_and_wait() {  # stop_and_wait PID SECONDS: SIGTERM, then exit code or 124
-	kill -CONT "$1" 2>/dev/null
-	kill -TERM "$1" 2>/dev/null
-	local until=$(($(date +%s) + $2))
-	while kill -0 "$1" 2>/dev/null; do
-		[ "$(date +%s)" -ge "$until" ] && { kill -9 "$1"; wait "$1"; return 124; }
-		sleep 0.05
-	done
-	wait "$1"
-}
 enqueue() {  # enqueue ARGS...: posternctl jobs enqueue; prints the new job's id
 	"$ctl" -c "$CONF" jobs enqueue "$@" | sed -n 's/^enqueued job \([0-9]*\) .*/\1/p'
 }
 runs() {  # runs JOB: rows in job_probe_runs for JOB
 	psql_db "SELECT count(*) FROM job_probe_runs WHERE job_id = $1"
 }
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
 metric() {  # metric PORT NAME{LABELS}: one value from /metrics (empty if absent)
 	curl -s --max-time 5 "http://127.0.0.1:$1/metrics" |
 		awk -v m="$2" '$1 == m { print $2; exit }'
@@ -317,7 +287,13 @@ check "the two that ran are the two done" \
 check "the given-back jobs have their attempt not counted" \
 	sql_is "SELECT count(*) FROM jobs WHERE payload->>'tag' = 'term' AND state = 'queued' AND attempts = 0" 10
 rel=$(sed -n 's/.*event=jobs_released count=\([0-9]*\).*/\1/p' "$logs/term.log" | awk '{ s += $1 } END { print s + 0 }')
-check "the unstarted part of both batches was given back (released $rel)" test "${rel:-0}" = 6
+# Claimed but never started = queued again with locked_by still set. (A
+# batch may also hold the maintenance job the worker schedules at start, so
+# the count is read from the table, not assumed to be 2 x (batch - 1).)
+claimed_back=$(psql_db "SELECT count(*) FROM jobs WHERE (payload->>'tag' = 'term'
+	OR kind = 'maintenance') AND state = 'queued' AND locked_by IS NOT NULL")
+check "the unstarted part of both batches was given back (released $rel, claimed and queued again $claimed_back)" \
+	test "${rel:-0}" = "$claimed_back" -a "${rel:-0}" -ge 4
 
 # grace_s = 0: no time to finish; whatever is in flight is given back.
 psql_db "DELETE FROM jobs WHERE payload->>'tag' = 'term' OR kind = 'maintenance'" >/dev/null

@@ -21,6 +21,10 @@
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
 
+rand_sleep() {  # rand_sleep MIN MAX (seconds)
+	sleep "$(awk -v r="$RANDOM" -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + r / 32767 * (b - a) }')"
+}
+
 fresh_db queue_chaos_t
 "$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
 worker=$POSTERN_BUILD/postern-worker
@@ -37,28 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() {  # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-	local until=$(($(date +%s) + $1)); shift
-	while ! "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$until" ] && return 1
-		sleep 0.2
-	done
-}
-sql_is() { [ "$(psql_db "$1" 2>&1)" = "$2" ]; }
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
-rand_sleep() {  # rand_sleep MIN MAX (seconds)
-	sleep "$(awk -v r="$RANDOM" -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + r / 32767 * (b - a) }')"
-}
-stop_and_wait() {  # stop_and_wait PID SECONDS: SIGTERM, then exit code or 124
-	kill -TERM "$1" 2>/dev/null
-	local until=$(($(date +%s) + $2))
-	while kill -0 "$1" 2>/dev/null; do
-		[ "$(date +%s)" -ge "$until" ] && { kill -9 "$1"; wait "$1"; return 124; }
-		sleep 0.05
-	done
-	wait "$1"
-}
 
 # chaos ROUND KILLS RESTARTS THREADS BATCH KEEP_DONE_S SLEEP_MAX_MS
 # (probes sleep 0..SLEEP_MAX_MS: enough work for the kills to land in)
