@@ -40,6 +40,7 @@
 #include "mailer/compose.h"
 #include "mailer/imap.h"
 #include "mailer/smtp.h"
+#include "tests/integration/stack_env.h"
 #include "mailer/template.h"
 #include "mailer/token.h"
 
@@ -59,37 +60,6 @@ static struct {
 
 static struct token_key keys[2];        /* reply and bounce, key id 1 */
 static char run_id[64];
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *
-need_env(const char *name, int *missing)
-{
-	const char *v = getenv(name);
-
-	if (v == NULL || *v == '\0') {
-		fprintf(stderr, "test_compose_mail: FAIL: %s is not set\n", name);
-		(*missing)++;
-		return NULL;
-	}
-	return v;
-}
-
-static unsigned
-port_of(const char *v)
-{
-	char *end;
-	unsigned long p = v ? strtoul(v, &end, 10) : 0;
-
-	return v && *end == '\0' && p > 0 && p < 65536 ? (unsigned)p : 0;
-}
 
 static void
 send_mail(const char *from, const char *rcpt, const struct buf *msg)
@@ -582,11 +552,11 @@ main(void)
 	uint8_t server_key[CRYPTO_KEY_BYTES];
 	int missing = 0;
 
-	stack.host = need_env("MAILSTACK_HOST", &missing);
-	stack.password = need_env("MAILSTACK_PASSWORD", &missing);
-	stack.ca = need_env("MAILSTACK_CA", &missing);
-	stack.smtp = port_of(need_env("MAILSTACK_SMTP_PORT", &missing));
-	stack.imap = port_of(need_env("MAILSTACK_IMAP_PORT", &missing));
+	stack.host = need_env("test_compose_mail", "MAILSTACK_HOST", &missing);
+	stack.password = need_env("test_compose_mail", "MAILSTACK_PASSWORD", &missing);
+	stack.ca = need_env("test_compose_mail", "MAILSTACK_CA", &missing);
+	stack.smtp = port_of(need_env("test_compose_mail", "MAILSTACK_SMTP_PORT", &missing));
+	stack.imap = port_of(need_env("test_compose_mail", "MAILSTACK_IMAP_PORT", &missing));
 	if (missing > 0) {
 		fprintf(stderr, "test_compose_mail: FAIL: start the stack and "
 		    "export its variables first:\n"

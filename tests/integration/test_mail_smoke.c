@@ -39,6 +39,7 @@
 #include "common/limits.h"
 #include "mailer/imap.h"
 #include "mailer/smtp.h"
+#include "tests/integration/stack_env.h"
 
 #define POLL_TIMEOUT_MS 10000     /* delivery takes 16-50 ms; allow a lot */
 #define POLL_STEP_MS 50
@@ -54,38 +55,6 @@ static struct {
 } stack;
 
 static char run_id[64];            /* unique per run: subjects, Message-IDs */
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads one MAILSTACK_* variable; NULL (after a message) when missing. */
-static const char *
-need_env(const char *name, int *missing)
-{
-	const char *v = getenv(name);
-
-	if (v == NULL || *v == '\0') {
-		fprintf(stderr, "test_mail_smoke: FAIL: %s is not set\n", name);
-		(*missing)++;
-		return NULL;
-	}
-	return v;
-}
-
-static unsigned
-port_of(const char *v)
-{
-	char *end;
-	unsigned long p = v ? strtoul(v, &end, 10) : 0;
-
-	return v && *end == '\0' && p > 0 && p < 65536 ? (unsigned)p : 0;
-}
 
 static void
 make_message(char *dst, size_t size, const char *to, const char *tag)
@@ -697,13 +666,13 @@ main(void)
 	struct timespec ts;
 	int missing = 0;
 
-	stack.host = need_env("MAILSTACK_HOST", &missing);
-	stack.password = need_env("MAILSTACK_PASSWORD", &missing);
-	stack.ca = need_env("MAILSTACK_CA", &missing);
-	stack.smtp = port_of(need_env("MAILSTACK_SMTP_PORT", &missing));
-	stack.smtps = port_of(need_env("MAILSTACK_SMTPS_PORT", &missing));
-	stack.imap = port_of(need_env("MAILSTACK_IMAP_PORT", &missing));
-	stack.imaps = port_of(need_env("MAILSTACK_IMAPS_PORT", &missing));
+	stack.host = need_env("test_mail_smoke", "MAILSTACK_HOST", &missing);
+	stack.password = need_env("test_mail_smoke", "MAILSTACK_PASSWORD", &missing);
+	stack.ca = need_env("test_mail_smoke", "MAILSTACK_CA", &missing);
+	stack.smtp = port_of(need_env("test_mail_smoke", "MAILSTACK_SMTP_PORT", &missing));
+	stack.smtps = port_of(need_env("test_mail_smoke", "MAILSTACK_SMTPS_PORT", &missing));
+	stack.imap = port_of(need_env("test_mail_smoke", "MAILSTACK_IMAP_PORT", &missing));
+	stack.imaps = port_of(need_env("test_mail_smoke", "MAILSTACK_IMAPS_PORT", &missing));
 	if (missing > 0) {
 		fprintf(stderr, "test_mail_smoke: FAIL: start the stack and "
 		    "export its variables first:\n"
