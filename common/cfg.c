@@ -87,6 +87,9 @@ static const struct key keys[] = {
 	CFG_STR("mail", "from_address", mail.from_address, "postern@localhost", 254, 0),
 	CFG_STR("mail", "reply_domain", mail.reply_domain, "localhost", 253, 0),
 	CFG_STR("mail", "bounce_domain", mail.bounce_domain, "localhost", 253, 0),
+	CFG_INT("mail", "login_token_minutes", mail.login_token_minutes, 15, 2, 1440),
+	CFG_INT("mail", "notify_give_up_h", mail.notify_give_up_h, 24, 1, 720),
+	CFG_STR("mail", "templates_dir", mail.templates_dir, "", 1024, 0),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

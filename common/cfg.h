@@ -80,6 +80,9 @@ struct cfg {
 		char *from_address;    /* default sender when a practice has none */
 		char *reply_domain;    /* reply+TOKEN@reply_domain */
 		char *bounce_domain;   /* bounce+TOKEN@bounce_domain (VERP) */
+		int login_token_minutes; /* magic link lifetime = its give-up */
+		int notify_give_up_h;  /* notify mail not out by then: dead */
+		char *templates_dir;   /* overrides of mailer/template.c; "": none */
 	} mail;
 };
 

@@ -9,6 +9,12 @@ const struct job_kind job_kinds[] = {
 	                     "or fail on request (operators' end-to-end check)" },
 	/* Quick, and pruning keeps the claim index small: ahead of the rest. */
 	{ "maintenance", -20, 3, 1, "prunes finished jobs and old probe runs" },
+	/* Someone is waiting at the login page: first. The give-up deadline
+	 * is the token's lifetime ([mail] login_token_minutes), so attempts
+	 * are generous; the deadline ends them. */
+	{ "magic_link", -10, 25, 0, "mails a login link and code" },
+	/* Staff message to a patient; given up after [mail] notify_give_up_h. */
+	{ "notify", 0, 25, 0, "mails a patient that a staff message waits" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

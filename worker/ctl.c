@@ -39,6 +39,7 @@ static const char usage_text[] =
 "    demo seed [--force]       create the demo practice, staff and patients\n"
 "    jobs stats|list|show|retry|cancel|enqueue\n"
 "                              inspect and steer the job queue\n"
+"    mail test ADDRESS         send a test mail via [smtp], print the outcome\n"
 "\n"
 "    Run 'posternctl COMMAND --help' for each command's own options.\n"
 "\n"
@@ -77,6 +78,7 @@ static const struct command commands[] = {
 	{ "patient", cmd_patient },
 	{ "demo", cmd_demo },
 	{ "jobs", cmd_jobs },
+	{ "mail", cmd_mail },
 };
 
 const struct cfg *

@@ -63,5 +63,6 @@ int cmd_staff(struct ctl *ctl, int argc, char **argv);
 int cmd_patient(struct ctl *ctl, int argc, char **argv);
 int cmd_demo(struct ctl *ctl, int argc, char **argv);
 int cmd_jobs(struct ctl *ctl, int argc, char **argv);
+int cmd_mail(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@ static const struct handler handlers[] = {
 	{ "noop", job_noop },
 	{ "probe", job_probe },
 	{ "maintenance", job_maintenance },
+	{ "magic_link", job_magic_link },
+	{ "notify", job_notify },
 };
 
 const struct handler *

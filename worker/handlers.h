@@ -20,6 +20,9 @@ struct job_ctx {
 	const struct job *job;
 	struct worker *w;
 	const volatile sig_atomic_t *stop;
+	/* The runner thread's mail state, NULL until a mail handler makes it
+	 * (worker/outbox.h: outbox_get). */
+	struct outbox **outbox;
 };
 
 struct handler {
@@ -32,5 +35,7 @@ const struct handler *handler_find(const char *kind);
 int job_noop(struct job_ctx *ctx, struct err *err);
 int job_probe(struct job_ctx *ctx, struct err *err);
 int job_maintenance(struct job_ctx *ctx, struct err *err);
+int job_magic_link(struct job_ctx *ctx, struct err *err);
+int job_notify(struct job_ctx *ctx, struct err *err);
 
 #endif

@@ -18,6 +18,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "worker/handlers.h"
+#include "worker/outbox.h"
 
 #define LIVE(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 /* Completions of quick jobs wait to be written together, at most this
@@ -243,7 +244,7 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			    j->kind);
 			rc = -1;
 		} else {
-			struct job_ctx ctx = { db, j, w, &w->stop };
+			struct job_ctx ctx = { db, j, w, &w->stop, &r->outbox };
 			rc = h->run(&ctx, &jerr);
 		}
 		drop_slot(w, k);
@@ -362,6 +363,7 @@ lost:
 		fails = 1;
 	}
 	db_close(&db);
+	outbox_free(&r->outbox);          /* QUITs the thread's SMTP session */
 	r->done = true;
 	return NULL;
 }

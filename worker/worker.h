@@ -55,11 +55,15 @@ struct worker {
 int worker_kind_index(const char *kind);
 
 /* runner.c: one runner thread's body; arg is a struct runner. */
+struct outbox;                         /* worker/outbox.h */
 struct runner {
 	struct worker *w;
 	int idx;
 	pthread_t thread;
 	bool done;                     /* set when the thread has returned */
+	/* This thread's mail state (SMTP connection, templates, keys): made
+	 * by the first mail job, freed when the thread ends. */
+	struct outbox *outbox;
 };
 void *runner_main(void *arg);
 

@@ -1,0 +1,139 @@
+/* common/db_login_tokens.c: all SQL on login_tokens (see
+ * db_login_tokens.h). */
+#include "common/db_login_tokens.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/mem.h"
+
+
+static int
+fill_subject(PGresult *res, struct db_login_subject *s, struct err *err)
+{
+	int64_t sid = 0, pid = 0;
+
+	memset(s, 0, sizeof *s);
+	if (!PQgetisnull(res, 0, 0) && db_get_i64(res, 0, 0, &sid, err) < 0)
+		return -1;
+	if (!PQgetisnull(res, 0, 1) && db_get_i64(res, 0, 1, &pid, err) < 0)
+		return -1;
+	s->staff_user_id = sid;
+	s->patient_id = pid;
+	if (db_get_i64(res, 0, 2, &s->practice_id, err) < 0)
+		return -1;
+	if (!str_copy(s->email, sizeof s->email, PQgetvalue(res, 0, 3)) ||
+	    !str_copy(s->practice_name, sizeof s->practice_name,
+	        PQgetvalue(res, 0, 4)) ||
+	    !str_copy(s->from_name, sizeof s->from_name,
+	        PQgetvalue(res, 0, 5)) ||
+	    !str_copy(s->from_address, sizeof s->from_address,
+	        PQgetvalue(res, 0, 6)))
+		return err_set(err, false, "login subject: value too long");
+	return 0;
+}
+
+int
+db_login_tokens_find_subject(struct db *db, const char *email,
+    int64_t practice_id, struct db_login_subject *s_r, struct err *err)
+{
+	/* $1 is inferred as citext from the columns (migrations/README). */
+	static const char sql[] =
+	    "SELECT * FROM ("
+	    " SELECT s.id AS sid, NULL::bigint AS pid, s.practice_id, s.email::text,"
+	    "  p.name::text, coalesce(p.from_name::text, ''), p.from_address::text,"
+	    "  0 AS rank"
+	    " FROM staff_users s JOIN practices p ON p.id = s.practice_id"
+	    " WHERE s.email = $1 AND s.active AND p.active"
+	    "  AND ($2::bigint = 0 OR s.practice_id = $2::bigint)"
+	    " UNION ALL"
+	    " SELECT NULL, t.id, t.practice_id, t.email::text,"
+	    "  p.name::text, coalesce(p.from_name::text, ''), p.from_address::text,"
+	    "  1"
+	    " FROM patients t JOIN practices p ON p.id = t.practice_id"
+	    " WHERE t.email = $1 AND t.portal_access AND p.active"
+	    "  AND ($2::bigint = 0 OR t.practice_id = $2::bigint)"
+	    ") x ORDER BY rank, coalesce(sid, pid) LIMIT 1";
+	char pr[24];
+	const char *params[] = { email, pr };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	snprintf(pr, sizeof pr, "%lld", (long long)practice_id);
+	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) == 1)
+		ret = fill_subject(res, s_r, err) < 0 ? -1 : 1;
+out:
+	PQclear(res);
+	return ret;
+}
+
+int
+db_login_tokens_subject_by_id(struct db *db, int64_t staff_user_id,
+    int64_t patient_id, struct db_login_subject *s_r, struct err *err)
+{
+	static const char sql[] =
+	    "SELECT s.id, NULL::bigint, s.practice_id, s.email::text,"
+	    "  p.name::text, coalesce(p.from_name::text, ''), p.from_address::text"
+	    " FROM staff_users s JOIN practices p ON p.id = s.practice_id"
+	    " WHERE s.id = $1::bigint AND s.active AND p.active"
+	    " UNION ALL"
+	    " SELECT NULL, t.id, t.practice_id, t.email::text,"
+	    "  p.name::text, coalesce(p.from_name::text, ''), p.from_address::text"
+	    " FROM patients t JOIN practices p ON p.id = t.practice_id"
+	    " WHERE t.id = $2::bigint AND t.portal_access AND p.active"
+	    " LIMIT 1";
+	char sid[24], pid[24];
+	const char *params[] = { sid, pid };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	snprintf(sid, sizeof sid, "%lld", (long long)staff_user_id);
+	snprintf(pid, sizeof pid, "%lld", (long long)patient_id);
+	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) == 1)
+		ret = fill_subject(res, s_r, err) < 0 ? -1 : 1;
+out:
+	PQclear(res);
+	return ret;
+}
+
+int
+db_login_tokens_insert(struct db *db, const struct db_login_subject *s,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES],
+    const uint8_t code_hash[CRYPTO_HASH_BYTES], int64_t lifetime_s,
+    const char *requested_ip, int64_t *id_r, struct err *err)
+{
+	static const char sql[] =
+	    "INSERT INTO login_tokens (token_hash, code_hash, staff_user_id,"
+	    " patient_id, purpose, expires_at, requested_ip)"
+	    " VALUES (decode($1, 'hex'), decode($2, 'hex'), $3::bigint,"
+	    " $4::bigint, 'login', now() + $5::bigint * interval '1 second',"
+	    " $6::inet) RETURNING id";
+	char th[CRYPTO_HASH_BYTES * 2 + 1], ch[CRYPTO_HASH_BYTES * 2 + 1];
+	char sid[24], pid[24], life[24];
+	const char *params[] = { th, ch, NULL, NULL, life, requested_ip };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	crypto_hex(token_hash, CRYPTO_HASH_BYTES, th);
+	crypto_hex(code_hash, CRYPTO_HASH_BYTES, ch);
+	if (s->staff_user_id > 0) {
+		snprintf(sid, sizeof sid, "%lld", (long long)s->staff_user_id);
+		params[2] = sid;
+	} else {
+		snprintf(pid, sizeof pid, "%lld", (long long)s->patient_id);
+		params[3] = pid;
+	}
+	snprintf(life, sizeof life, "%lld", (long long)lifetime_s);
+	if (db_query(db, sql, 6, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = db_get_i64(res, 0, 0, id_r, err);
+out:
+	PQclear(res);
+	return ret;
+}

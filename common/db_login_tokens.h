@@ -1,0 +1,50 @@
+/* common/db_login_tokens.h: every statement on login_tokens, and the
+ * lookup of who may log in with an address (the magic_link job's input).
+ *
+ * Only keyed hashes are stored (common/crypto.h: SUBKEY_LOGIN_TOKEN for the
+ * link's token, SUBKEY_LOGIN_CODE for the short code); the token itself
+ * exists only in the mail. */
+#ifndef POSTERN_COMMON_DB_LOGIN_TOKENS_H
+#define POSTERN_COMMON_DB_LOGIN_TOKENS_H
+
+#include <stdint.h>
+
+#include "common/crypto.h"
+#include "common/db.h"
+#include "common/err.h"
+#include "common/limits.h"
+
+/* Someone who may log in, with the mail identity of their practice.
+ * Copied into the struct. */
+struct db_login_subject {
+	int64_t staff_user_id;        /* exactly one of the two is > 0 */
+	int64_t patient_id;
+	int64_t practice_id;
+	char email[LIMIT_EMAIL + 1];
+	char practice_name[LIMIT_NAME * 4 + 1];
+	char from_name[LIMIT_NAME * 4 + 1];    /* "" when NULL */
+	char from_address[LIMIT_EMAIL + 1];
+};
+
+/* The login subject for email (any case): an active staff user first,
+ * then a patient with portal access; practice_id > 0 limits the search to
+ * that practice, else the lowest id wins. 1: *s_r filled; 0: nobody (the
+ * caller says nothing different to the requester); -1: err. */
+MUST_CHECK int db_login_tokens_find_subject(struct db *db, const char *email,
+    int64_t practice_id, struct db_login_subject *s_r, struct err *err);
+
+/* One live subject by id (for a payload naming it): 1 / 0 / -1. */
+MUST_CHECK int db_login_tokens_subject_by_id(struct db *db,
+    int64_t staff_user_id, int64_t patient_id, struct db_login_subject *s_r,
+    struct err *err);
+
+/* Stores a login token: hashes of the token and of the code, expiring
+ * lifetime_s seconds from now (database clock). requested_ip may be NULL.
+ * *id_r: the row's id. */
+MUST_CHECK int db_login_tokens_insert(struct db *db,
+    const struct db_login_subject *s,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES],
+    const uint8_t code_hash[CRYPTO_HASH_BYTES], int64_t lifetime_s,
+    const char *requested_ip, int64_t *id_r, struct err *err);
+
+#endif

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# tests/integration/smtp_faults.sh: the SMTP outcome truth table, against a
+# scripted peer (tests/integration/smtp_peer.py, Debian's python3-aiosmtpd)
+# for faults a real server will not produce on demand: 421/450/451/452 at
+# RCPT, 550 at RCPT, 552/554 after the final dot, a drop after 354, a drop
+# after the final dot, a stall. Each case is one `notify` job run once
+# (retries are pushed far out); job state and delivery state must match:
+#   4xx, drop, stall   job queued again (retry), delivery deferred
+#   550 at RCPT        job dead, delivery bounced
+#   552/554 after dot  job dead, delivery failed
+#   250                job done, delivery sent
+# plus: a 4xx on the job's last attempt is dead (delivery failed), and ten
+# sends that succeed reuse one connection per runner thread.
+. "$(dirname "$0")/lib.bash"
+cd "$top" || exit 1
+py=/usr/bin/python3
+"$py" -c 'import aiosmtpd' 2>/dev/null ||
+	{ not_ok "python3-aiosmtpd is installed (make deps)"; finish; }
+
+fresh_db smtp_faults_t
+"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
+worker=$POSTERN_BUILD/postern-worker
+logs=$POSTERN_TEST_TMP/smtp_faults
+rm -rf "$logs"
+mkdir -p "$logs"
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+}
+trap cleanup EXIT
+
+"$py" "$top/tests/integration/smtp_peer.py" "$logs/port" "$logs/peer.log" 2>"$logs/peer.err" &
+pids+=($!)
+wait_for 15 test -s "$logs/port" || { not_ok "the scripted peer starts" "$(cat "$logs/peer.err")"; finish; }
+port=$(cat "$logs/port")
+conf=$logs/worker.conf
+(umask 077
+ { cat "$CONF"
+   printf '[worker]\nthreads = 2\npoll_ms = 100\nretry_base_ms = 600000\nretry_max_s = 3600\ngrace_s = 5\n'
+   printf '[smtp]\nurl = smtp://127.0.0.1:%s\ntls = none\ntimeout_s = 2\n' "$port"
+   printf '[mail]\nreply_domain = practice.test\nbounce_domain = practice.test\n'
+ } >"$conf")
+
+"$ctl" -q -c "$CONF" practice add --name "Peer Clinic" --slug peer \
+	--from-address desk@practice.test --reply-domain practice.test >/dev/null
+"$ctl" -q -c "$CONF" staff add --practice peer --email s@practice.test --name "Sam" >/dev/null
+cases="ok r421 r450 r451 r452 r550 d552 d554 drop354 dropdot stall last451"
+for c in $cases ok1 ok2 ok3 ok4 ok5 ok6 ok7 ok8 ok9 ok10; do
+	a=$c; [ "$c" = last451 ] && a=r451x
+	"$ctl" -q -c "$CONF" patient add --practice peer --email "$a@peer.test" --name "P $c" >/dev/null
+done
+msg() {
+	psql_db "INSERT INTO patient_messages (practice_id, patient_id, direction, channel, body)
+		SELECT practice_id, id, 'outbound', 'web', 'hello' FROM patients WHERE email = '$1' RETURNING id" | head -1
+}
+enqueue() {
+	"$ctl" -c "$CONF" jobs enqueue notify "{\"message_id\":$(msg "$1")}" "${@:2}" |
+		sed -n 's/^enqueued job \([0-9]*\) .*/\1/p'
+}
+
+# --- one connection per runner thread ----------------------------------------
+ids=()
+for i in 1 2 3 4 5 6 7 8 9 10; do ids+=("$(enqueue "ok$i@peer.test")"); done
+before=$(grep -c '^connect' "$logs/peer.log")
+"$worker" -c "$conf" >"$logs/w1.log" 2>&1 &
+w=$!; pids+=("$w")
+check "ten notify mails are sent" wait_sql 30 \
+	"SELECT count(*) FROM deliveries WHERE state = 'sent'" 10
+conns=$(( $(grep -c '^connect' "$logs/peer.log") - before ))
+echo "# measured: $conns SMTP connections for 10 mails with 2 runner threads"
+check "connections are reused: at most one per runner thread ($conns)" test "$conns" -le 2
+kill -TERM "$w"; wait "$w"; rc=$?
+check "the worker stops cleanly and QUITs its sessions (rc=$rc)" test "$rc" = 0
+
+# --- the truth table -----------------------------------------------------------
+declare -A job
+for c in $cases; do
+	case $c in
+	ok) job[$c]=$(enqueue "ok@peer.test") ;;
+	last451) job[$c]=$(enqueue "r451x@peer.test" --max-attempts 1) ;;
+	*) job[$c]=$(enqueue "$c@peer.test") ;;
+	esac
+done
+"$worker" -c "$conf" >"$logs/w2.log" 2>&1 &
+w=$!; pids+=("$w")
+list=$(IFS=,; echo "${job[*]}")
+check "every case ran once within 30 s" wait_sql 30 \
+	"SELECT count(*) FROM deliveries WHERE job_id IN ($list) AND state <> 'queued'" 12
+kill -TERM "$w"; wait "$w"
+row() {  # row CASE: "job-state delivery-state code"
+	psql_db "SELECT coalesce(j.state, 'done') || ' ' || d.state || ' ' || coalesce(d.smtp_code::text, '-')
+		FROM deliveries d LEFT JOIN jobs j ON j.id = d.job_id WHERE d.job_id = ${job[$1]}"
+}
+expect() {  # expect CASE WANT WHY
+	local got; got=$(row "$1")
+	if [ "$got" = "$2" ]; then ok "$1: $3 ($got)"; else not_ok "$1: $3" "got [$got], want [$2]"; fi
+}
+expect ok      "done sent 250"          "250 → sent, job done"
+expect r421    "queued deferred 421"    "421 at RCPT → retry"
+expect r450    "queued deferred 450"    "450 at RCPT → retry"
+expect r451    "queued deferred 451"    "451 at RCPT → retry"
+expect r452    "queued deferred 452"    "452 at RCPT → retry"
+expect r550    "dead bounced 550"       "550 at RCPT → dead, bounced"
+expect d552    "dead failed 552"        "552 after the dot → dead, failed"
+expect d554    "dead failed 554"        "554 after the dot → dead, failed"
+expect drop354 "queued deferred -"      "drop after 354 → retry"
+expect dropdot "queued deferred -"      "drop after the final dot → retry"
+expect stall   "queued deferred -"      "stall → timeout → retry"
+expect last451 "dead failed 451"        "451 on the last attempt → dead, failed"
+check "a drop records what happened" \
+	sql_is "SELECT smtp_reply LIKE '%the peer%' FROM deliveries WHERE job_id = ${job[drop354]}" t
+check "a stall records the timeout" \
+	sql_is "SELECT smtp_reply LIKE '%imeout%' FROM deliveries WHERE job_id = ${job[stall]}" t
+check "the 550 reply and its enhanced status are kept" \
+	sql_is "SELECT enhanced_status || ' ' || smtp_reply FROM deliveries WHERE job_id = ${job[r550]}" \
+	"5.0.0 550 5.0.0 scripted reply to RCPT"
+check "a retried job keeps its error" \
+	sql_is "SELECT last_error LIKE '%451%' FROM jobs WHERE id = ${job[r451]}" t
+check "no sanitizer report in the worker logs" \
+	bash -c '! grep -q "Sanitizer\|runtime error" "$@"' _ "$logs"/w*.log
+finish

@@ -1,0 +1,225 @@
+/* worker/outbox.c: per-thread mail state and the SMTP outcome → delivery
+ * state → job result mapping (contract in outbox.h). */
+#include "worker/outbox.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/db_deliveries.h"
+#include "common/db_suppressions.h"
+#include "common/log.h"
+#include "common/mem.h"
+
+struct outbox {
+	struct smtp_conn *smtp;           /* NULL until the first send */
+	struct template_set *templates;
+	struct token_key reply_key, bounce_key;
+	uint8_t login_token_key[CRYPTO_KEY_BYTES];
+	uint8_t login_code_key[CRYPTO_KEY_BYTES];
+	char bounce_domain[256];
+};
+
+int
+outbox_get(struct job_ctx *ctx, struct outbox **ob_r, struct err *err)
+{
+	const struct cfg *cfg = &ctx->w->cfg;
+	struct outbox *ob;
+
+	if (*ctx->outbox != NULL) {
+		*ob_r = *ctx->outbox;
+		return 0;
+	}
+	if (!cfg->security.server_key_set)
+		return err_set(err, false, "mail: no server key configured");
+	ob = xcalloc(1, sizeof *ob);
+	if (template_set_load(cfg->mail.templates_dir, &ob->templates,
+	        err) < 0) {
+		free(ob);
+		err->temp = true;        /* retried until the override is fixed */
+		return -1;
+	}
+	token_key_init(&ob->reply_key, OUTBOX_KEY_ID, TOKEN_REPLY,
+	    cfg->security.server_key);
+	token_key_init(&ob->bounce_key, OUTBOX_KEY_ID, TOKEN_BOUNCE,
+	    cfg->security.server_key);
+	crypto_subkey(cfg->security.server_key, SUBKEY_LOGIN_TOKEN,
+	    ob->login_token_key);
+	crypto_subkey(cfg->security.server_key, SUBKEY_LOGIN_CODE,
+	    ob->login_code_key);
+	str_copy(ob->bounce_domain, sizeof ob->bounce_domain,
+	    cfg->mail.bounce_domain);
+	*ctx->outbox = ob;
+	*ob_r = ob;
+	return 0;
+}
+
+void
+outbox_free(struct outbox **obp)
+{
+	struct outbox *ob = *obp;
+
+	if (ob == NULL)
+		return;
+	smtp_close(&ob->smtp);
+	template_set_free(&ob->templates);
+	sodium_memzero(ob, sizeof *ob);
+	free(ob);
+	*obp = NULL;
+}
+
+const struct template_set *
+outbox_templates(const struct outbox *ob)
+{
+	return ob->templates;
+}
+
+const uint8_t *
+outbox_login_token_key(const struct outbox *ob)
+{
+	return ob->login_token_key;
+}
+
+const uint8_t *
+outbox_login_code_key(const struct outbox *ob)
+{
+	return ob->login_code_key;
+}
+
+int
+outbox_reply_address(const struct outbox *ob, int64_t thread_id,
+    const char *domain, char out[TOKEN_ADDRESS_SIZE], struct err *err)
+{
+	return token_address_make(TOKEN_REPLY, thread_id,
+	    (int64_t)time(NULL) + OUTBOX_REPLY_TOKEN_DAYS * 86400LL,
+	    &ob->reply_key, domain, out, TOKEN_ADDRESS_SIZE, err);
+}
+
+int
+outbox_bounce_address(const struct outbox *ob, int64_t delivery_id,
+    char out[TOKEN_ADDRESS_SIZE], struct err *err)
+{
+	return token_address_make(TOKEN_BOUNCE, delivery_id,
+	    (int64_t)time(NULL) + OUTBOX_BOUNCE_TOKEN_DAYS * 86400LL,
+	    &ob->bounce_key, ob->bounce_domain, out, TOKEN_ADDRESS_SIZE, err);
+}
+
+static int
+open_smtp(const struct cfg *cfg, struct smtp_conn **c_r, struct err *err)
+{
+	struct smtp_opts o = {
+		.url = cfg->smtp.url,
+		.username = cfg->smtp.username[0] != '\0' ? cfg->smtp.username
+		                                          : NULL,
+		.password = cfg->smtp.password,
+		.tls = strcmp(cfg->smtp.tls, "none") == 0 ? SMTP_TLS_NONE
+		                                          : SMTP_TLS_REQUIRED,
+		.ca_file = cfg->smtp.ca_file[0] != '\0' ? cfg->smtp.ca_file : NULL,
+		.connect_timeout_s = cfg->smtp.timeout_s,
+		.timeout_s = cfg->smtp.timeout_s,
+	};
+
+	return smtp_open(&o, c_r, err);
+}
+
+/* Records state on the delivery; a database error replaces *err (temp as
+ * the database says) so the job is retried and the row written then. */
+static int
+record(struct job_ctx *ctx, int64_t id, const char *state,
+    const struct db_delivery_outcome *o, struct err *err)
+{
+	struct err dberr = { 0 };
+
+	if (db_deliveries_record(ctx->db, id, state, o, &dberr) < 0) {
+		*err = dberr;
+		return -1;
+	}
+	return 0;
+}
+
+int
+outbox_send(struct job_ctx *ctx, struct outbox *ob, int64_t delivery_id,
+    const char *env_from, const char *rcpt, const struct buf *msg,
+    struct err *err)
+{
+	const struct job *j = ctx->job;
+	const char *rcpts[1] = { rcpt };
+	struct smtp_result res = { 0 };
+	struct db_delivery_outcome o = { 0 };
+	const char *state;
+	char q[300];
+
+	if (ob->smtp == NULL && open_smtp(&ctx->w->cfg, &ob->smtp, err) < 0) {
+		/* a bad [smtp] setting: nothing can be sent by anyone */
+		o.reason = err->msg;
+		if (record(ctx, delivery_id, "failed", &o, err) < 0)
+			return -1;
+		return -1;
+	}
+	if (smtp_send(ob->smtp, env_from, rcpts, 1, buf_str(msg), msg->len,
+	        &res, err) == 0) {
+		o.code = res.code;
+		o.reply = res.reply;
+		log_info("event=mail_sent job=%lld delivery=%lld code=%ld "
+		    "bytes=%zu", (long long)j->id, (long long)delivery_id,
+		    res.code, msg->len);
+		return record(ctx, delivery_id, "sent", &o, err);
+	}
+	/* Whatever went wrong, the next send starts on a fresh connection. */
+	smtp_close(&ob->smtp);
+	/* A connection lost or stalled after "354" leaves that as the last
+	 * reply: record what went wrong instead, and no code. */
+	o.code = res.code >= 400 ? res.code : 0;
+	o.reply = res.code >= 400 && res.reply[0] != '\0' ? res.reply : err->msg;
+	if (err->temp) {
+		if (j->attempts < j->max_attempts) {
+			state = "deferred";
+		} else {
+			state = "failed";
+			o.reason = "temporary failures until the last attempt";
+			err->temp = false;
+		}
+	} else {
+		state = res.stage == SMTP_STAGE_RCPT && res.code / 100 == 5
+		    ? "bounced" : "failed";
+		o.reason = o.reply;
+	}
+	log_warn("event=mail_not_sent job=%lld delivery=%lld state=%s "
+	    "code=%ld stage=%d reply=%s", (long long)j->id,
+	    (long long)delivery_id, state, res.code, (int)res.stage,
+	    log_quote(q, sizeof q, o.reply));
+	{
+		struct err keep = *err;
+		if (record(ctx, delivery_id, state, &o, err) < 0)
+			return -1;
+		/* A 5xx at RCPT is a hard bounce: suppress the address (never
+		 * applied to login mail) and flag the patient. */
+		if (strcmp(state, "bounced") == 0 &&
+		    db_suppressions_add_bounce(ctx->db, delivery_id, o.reply,
+		        err) < 0)
+			return -1;
+		*err = keep;
+	}
+	return -1;
+}
+
+int
+outbox_give_up(struct job_ctx *ctx, int64_t delivery_id, struct err *err,
+    const char *fmt, ...)
+{
+	struct db_delivery_outcome o = { 0 };
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	o.reason = msg;
+	if (delivery_id > 0 &&
+	    db_deliveries_record(ctx->db, delivery_id, "failed", &o, err) < 0)
+		return -1;
+	return err_set(err, false, "%s", msg);
+}
