@@ -73,6 +73,8 @@ static const struct key keys[] = {
 	CFG_STR("smtp", "url", smtp.url, "smtp://127.0.0.1:25", 200, 0),
 	CFG_STR("smtp", "username", smtp.username, "", 200, 0),
 	CFG_STR("smtp", "password", smtp.password, "", 200, F_SECRET),
+	CFG_STR("smtp", "password_file", smtp.password_file, "", 1024, 0),
+	CFG_ENUM("smtp", "auth", smtp.auth, "password", "password|xoauth2"),
 	CFG_ENUM("smtp", "tls", smtp.tls, "required", "required|none"),
 	CFG_STR("smtp", "ca_file", smtp.ca_file, "", 1024, 0),
 	CFG_INT("smtp", "timeout_s", smtp.timeout_s, 30, 1, LIMIT_SMTP_TIMEOUT_S),

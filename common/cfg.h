@@ -61,7 +61,9 @@ struct cfg {
 	struct {
 		char *url;             /* smtp://host:port or smtps://host:port */
 		char *username;
-		char *password;
+		char *password;        /* or the OAuth 2.0 token with xoauth2 */
+		char *password_file;   /* read at each connect instead */
+		char *auth;            /* password, xoauth2 */
 		char *tls;             /* required, none */
 		char *ca_file;         /* empty: system CAs */
 		int timeout_s;

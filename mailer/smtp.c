@@ -11,7 +11,11 @@
  * server's reply lines: AUTH payloads and the message are never copied. */
 #include "mailer/smtp.h"
 
+#include "common/cfg.h"
+
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +32,7 @@ struct smtp_conn {
 	char *url;
 	char *username;
 	char *password;            /* wiped in smtp_close() */
+	char *bearer;              /* XOAUTH2 token; wiped in smtp_close() */
 	char *ca_file;
 	enum smtp_tls tls;
 	long connect_timeout_s;
@@ -262,13 +267,16 @@ smtp_open(const struct smtp_opts *opts, struct smtp_conn **c_r,
 	if (smtps && opts->tls == SMTP_TLS_NONE)
 		return err_set(err, false,
 		    "smtp: smtps:// url with TLS turned off");
-	if (opts->username != NULL && opts->password == NULL)
-		return err_set(err, false, "smtp: username without password");
+	if (opts->username != NULL && opts->password == NULL &&
+	    opts->bearer == NULL)
+		return err_set(err, false, "smtp: username without password "
+		    "or bearer token");
 
 	c = xcalloc(1, sizeof *c);
 	c->url = xstrdup(opts->url);
 	c->username = opts->username ? xstrdup(opts->username) : NULL;
 	c->password = opts->password ? xstrdup(opts->password) : NULL;
+	c->bearer = opts->bearer ? xstrdup(opts->bearer) : NULL;
 	c->ca_file = opts->ca_file ? xstrdup(opts->ca_file) : NULL;
 	c->tls = opts->tls;
 	c->connect_timeout_s = opts->connect_timeout_s > 0 ?
@@ -310,7 +318,12 @@ smtp_open(const struct smtp_opts *opts, struct smtp_conn **c_r,
 	}
 	if (c->username != NULL) {
 		SETOPT(c->curl, CURLOPT_USERNAME, c->username);
-		SETOPT(c->curl, CURLOPT_PASSWORD, c->password);
+		if (c->bearer != NULL) {
+			SETOPT(c->curl, CURLOPT_XOAUTH2_BEARER, c->bearer);
+			SETOPT(c->curl, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+		} else {
+			SETOPT(c->curl, CURLOPT_PASSWORD, c->password);
+		}
 	}
 	*c_r = c;
 	c = NULL;
@@ -454,6 +467,10 @@ smtp_close(struct smtp_conn **cp)
 		return;
 	if (c->curl != NULL)
 		curl_easy_cleanup(c->curl);       /* QUIT, close */
+	if (c->bearer != NULL) {
+		explicit_bzero(c->bearer, strlen(c->bearer));
+		free(c->bearer);
+	}
 	if (c->password != NULL) {
 		explicit_bzero(c->password, strlen(c->password));
 		free(c->password);
@@ -463,4 +480,53 @@ smtp_close(struct smtp_conn **cp)
 	free(c->ca_file);
 	free(c);
 	*cp = NULL;
+}
+
+/* The first line of path into secret: no control characters, not empty. */
+static int
+read_secret(const char *path, char *secret, struct err *err)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (f == NULL)
+		return err_set_errno(err, true, errno, "smtp.password_file %s",
+		    path);
+	n = fread(secret, 1, SMTP_SECRET_MAX - 1, f);
+	fclose(f);
+	secret[n] = '\0';
+	n = strcspn(secret, "\r\n");
+	secret[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)secret[i] < 0x20 || secret[i] == 0x7f)
+			return err_set(err, false, "smtp.password_file %s: "
+			    "control character in the first line", path);
+	if (n == 0)
+		return err_set(err, false, "smtp.password_file %s: empty", path);
+	return 0;
+}
+
+int
+smtp_opts_from_cfg(struct smtp_opts *o, const struct cfg *cfg, char *secret,
+    struct err *err)
+{
+	bool oauth = strcmp(cfg->smtp.auth, "xoauth2") == 0;
+	const char *pw = cfg->smtp.password;
+
+	memset(o, 0, sizeof *o);
+	if (cfg->smtp.password_file[0] != '\0') {
+		if (read_secret(cfg->smtp.password_file, secret, err) < 0)
+			return -1;
+		pw = secret;
+	}
+	o->url = cfg->smtp.url;
+	o->username = cfg->smtp.username[0] != '\0' ? cfg->smtp.username : NULL;
+	o->password = oauth ? NULL : pw;
+	o->bearer = oauth ? pw : NULL;
+	o->tls = strcmp(cfg->smtp.tls, "none") == 0 ? SMTP_TLS_NONE
+	                                            : SMTP_TLS_REQUIRED;
+	o->ca_file = cfg->smtp.ca_file[0] != '\0' ? cfg->smtp.ca_file : NULL;
+	o->connect_timeout_s = cfg->smtp.timeout_s;
+	o->timeout_s = cfg->smtp.timeout_s;
+	return 0;
 }

@@ -33,7 +33,9 @@ enum smtp_tls {
 struct smtp_opts {
 	const char *url;        /* smtp://host:port[/ehlo-name] or smtps://... */
 	const char *username;   /* NULL: no AUTH */
-	const char *password;   /* with username */
+	const char *password;   /* with username (AUTH PLAIN/LOGIN) */
+	const char *bearer;     /* with username instead of a password: an
+	                         * OAuth 2.0 access token (AUTH XOAUTH2) */
 	enum smtp_tls tls;
 	const char *ca_file;    /* PEM file of trusted CAs; NULL: system store */
 	long connect_timeout_s; /* TCP + TLS connect; <= 0: LIMIT_SMTP_TIMEOUT_S */
@@ -41,6 +43,15 @@ struct smtp_opts {
 	                         * while sending; <= 0: LIMIT_SMTP_TIMEOUT_S.
 	                         * A whole send is also capped at 10 times it. */
 };
+
+struct cfg;
+#define SMTP_SECRET_MAX 4096
+/* Fills o from the [smtp] section (strings borrowed from cfg). With
+ * smtp.password_file set, the password or token is read from that file
+ * into secret[SMTP_SECRET_MAX] now (so a rotated token is picked up at the
+ * next connection); the caller wipes secret after smtp_open(). */
+MUST_CHECK int smtp_opts_from_cfg(struct smtp_opts *o, const struct cfg *cfg,
+    char *secret, struct err *err);
 
 /* Which command the last reply answered: tells a refused recipient (RCPT,
  * a bounce for that address) from a refused sender, message or login. */

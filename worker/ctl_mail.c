@@ -10,6 +10,8 @@
 #include "common/email.h"
 #include "mailer/compose.h"
 #include "mailer/smtp.h"
+
+#include <sodium.h>
 #include "mailer/template.h"
 #include "worker/ctl.h"
 
@@ -120,19 +122,14 @@ mail_test(struct ctl *ctl, int argc, char **argv)
 			goto fail;
 	}
 	{
-		struct smtp_opts o = {
-			.url = cfg->smtp.url,
-			.username = cfg->smtp.username[0] != '\0'
-			    ? cfg->smtp.username : NULL,
-			.password = cfg->smtp.password,
-			.tls = strcmp(cfg->smtp.tls, "none") == 0 ? SMTP_TLS_NONE
-			                                          : SMTP_TLS_REQUIRED,
-			.ca_file = cfg->smtp.ca_file[0] != '\0' ? cfg->smtp.ca_file
-			                                        : NULL,
-			.connect_timeout_s = cfg->smtp.timeout_s,
-			.timeout_s = cfg->smtp.timeout_s,
-		};
-		if (smtp_open(&o, &conn, &err) < 0)
+		char secret[SMTP_SECRET_MAX];
+		struct smtp_opts o;
+		int rc = smtp_opts_from_cfg(&o, cfg, secret, &err);
+
+		if (rc == 0)
+			rc = smtp_open(&o, &conn, &err);
+		sodium_memzero(secret, sizeof secret);
+		if (rc < 0)
 			goto fail;
 	}
 	ctl_progress(ctl, "sending %s to %s via %s", msgid, to, cfg->smtp.url);

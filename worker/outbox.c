@@ -110,19 +110,14 @@ outbox_bounce_address(const struct outbox *ob, int64_t delivery_id,
 static int
 open_smtp(const struct cfg *cfg, struct smtp_conn **c_r, struct err *err)
 {
-	struct smtp_opts o = {
-		.url = cfg->smtp.url,
-		.username = cfg->smtp.username[0] != '\0' ? cfg->smtp.username
-		                                          : NULL,
-		.password = cfg->smtp.password,
-		.tls = strcmp(cfg->smtp.tls, "none") == 0 ? SMTP_TLS_NONE
-		                                          : SMTP_TLS_REQUIRED,
-		.ca_file = cfg->smtp.ca_file[0] != '\0' ? cfg->smtp.ca_file : NULL,
-		.connect_timeout_s = cfg->smtp.timeout_s,
-		.timeout_s = cfg->smtp.timeout_s,
-	};
+	char secret[SMTP_SECRET_MAX];
+	struct smtp_opts o;
+	int ret = -1;
 
-	return smtp_open(&o, c_r, err);
+	if (smtp_opts_from_cfg(&o, cfg, secret, err) == 0)
+		ret = smtp_open(&o, c_r, err);
+	sodium_memzero(secret, sizeof secret);
+	return ret;
 }
 
 /* Records state on the delivery; a database error replaces *err (temp as

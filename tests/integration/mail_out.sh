@@ -347,6 +347,18 @@ contains "mail test: 550 at RCPT, permanent" "$last_out" "result=permanent code=
 expect_exit 1 "mail test: exit 1 when the server is unreachable" "$ctl" -q -c "$logs/down.conf" mail test "mt.$run@practice.test"
 contains "mail test: unreachable is temporary" "$last_out" "result=temporary code=0 stage=connect"
 expect_exit 2 "mail test: an address with a line break is a usage error" "$ctl" -q -c "$good" mail test "$(printf 'a@b.test\r\nBcc: evil.%s@practice.test' "$run")"
+# AUTH with the secret in smtp.password_file, read at each connection
+# (Dovecot checks SMTP AUTH for the stack: any user, the shared password).
+printf '%s\n' "$MAILSTACK_PASSWORD" >"$logs/smtp.secret"
+printf 'not-the-password\n' >"$logs/smtp.wrong"
+for f in secret wrong missing; do
+	(umask 077; { cat "$good"; printf '[smtp]\nusername = sender@practice.test\npassword_file = %s\n' "$logs/smtp.$f"; } >"$logs/auth-$f.conf")
+done
+expect_exit 0 "mail test: AUTH with the password from smtp.password_file" "$ctl" -q -c "$logs/auth-secret.conf" mail test "mt2.$run@practice.test"
+expect_exit 1 "mail test: a wrong password in the file fails" "$ctl" -q -c "$logs/auth-wrong.conf" mail test "mt2.$run@practice.test"
+contains "mail test: ... at the AUTH stage" "$last_out" "stage=auth"
+expect_exit 1 "mail test: a missing password file fails" "$ctl" -q -c "$logs/auth-missing.conf" mail test "mt2.$run@practice.test"
+contains "mail test: ... naming the file" "$last_out" "smtp.password_file $logs/smtp.missing"
 
 check "nobody got mail for the injected Bcc" test "$(imap_count "evil.$run@practice.test")" = 0
 check "no sanitizer report in the worker logs" \
