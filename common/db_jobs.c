@@ -625,37 +625,11 @@ db_jobs_list(struct db *db, const char *state, const char *kind, int limit,
 	return ret;
 }
 
-int
-db_jobs_retry(struct db *db, int64_t id, struct err *err)
+/* Runs sql (one statement on job $1 with RETURNING) : 1 a row changed,
+ * 0 none, -1 err. */
+static int
+update_one(struct db *db, const char *sql, int64_t id, struct err *err)
 {
-	static const char sql[] =
-	    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(),"
-	    " finished_at = NULL, lease_until = NULL"
-	    " WHERE id = $1 AND state IN ('dead', 'queued') RETURNING id";
-	char sid[24];
-	const char *params[] = { sid };
-	PGresult *res = NULL;
-	int ret;
-
-	snprintf(sid, sizeof sid, "%lld", (long long)id);
-	if (db_query(db, sql, 1, params, PGRES_TUPLES_OK, &res, err) < 0) {
-		if (db_err_is(err, "23505"))
-			err_set(err, false, "job %lld: another live job holds "
-			    "its unique key; it was not requeued", (long long)id);
-		return -1;
-	}
-	ret = PQntuples(res) == 1;
-	PQclear(res);
-	return ret == 1 && notify(db, err) < 0 ? -1 : ret;
-}
-
-int
-db_jobs_cancel(struct db *db, int64_t id, struct err *err)
-{
-	static const char sql[] =
-	    "UPDATE jobs SET state = 'dead', finished_at = now(),"
-	    " last_error = 'cancelled by operator'"
-	    " WHERE id = $1 AND state = 'queued' RETURNING id";
 	char sid[24];
 	const char *params[] = { sid };
 	PGresult *res = NULL;
@@ -667,4 +641,30 @@ db_jobs_cancel(struct db *db, int64_t id, struct err *err)
 	ret = PQntuples(res) == 1;
 	PQclear(res);
 	return ret;
+}
+
+int
+db_jobs_retry(struct db *db, int64_t id, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(),"
+	    " finished_at = NULL, lease_until = NULL"
+	    " WHERE id = $1 AND state IN ('dead', 'queued') RETURNING id";
+	int ret = update_one(db, sql, id, err);
+
+	if (ret < 0 && db_err_is(err, "23505"))
+		err_set(err, false, "job %lld: another live job holds its "
+		    "unique key; it was not requeued", (long long)id);
+	return ret == 1 && notify(db, err) < 0 ? -1 : ret;
+}
+
+int
+db_jobs_cancel(struct db *db, int64_t id, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE jobs SET state = 'dead', finished_at = now(),"
+	    " last_error = 'cancelled by operator'"
+	    " WHERE id = $1 AND state = 'queued' RETURNING id";
+
+	return update_one(db, sql, id, err);
 }

@@ -238,3 +238,11 @@ bad:
 		out[0] = '\0';
 	return -1;
 }
+
+const char *
+email_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL ? at + 1 : addr;
+}

@@ -40,4 +40,8 @@ MUST_CHECK int email_normalize_check(const char *in, char *out, size_t size,
 MUST_CHECK int email_domain_normalize_check(const char *in, char *out,
     size_t size, struct err *err);
 
+/* The part after the last '@' of addr (addr itself when it has none),
+ * e.g. the domain for Message-IDs. Borrowed from addr. */
+const char *email_domain(const char *addr);
+
 #endif

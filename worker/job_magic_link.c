@@ -43,15 +43,6 @@
 #define CODE_DIGITS 8
 #define LINK_MAX 600
 
-/* The From domain, for Message-IDs. */
-static const char *
-domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at != NULL ? at + 1 : addr;
-}
-
 /* Payload → subject. 1 found, 0 nobody (done), -1 err. */
 static int
 subject_from_payload(struct job_ctx *ctx, struct db_login_subject *s,
@@ -154,7 +145,7 @@ job_magic_link(struct job_ctx *ctx, struct err *err)
 			ret = 0;
 			goto out;
 		}
-		if (compose_message_id_new(domain_of(s.from_address), msgid,
+		if (compose_message_id_new(email_domain(s.from_address), msgid,
 		        sizeof msgid, err) < 0)
 			goto out;
 		dn.job_id = j->id;

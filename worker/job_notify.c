@@ -25,6 +25,7 @@
 #include "common/db_patient_messages.h"
 #include "common/db_payload.h"
 #include "common/db_suppressions.h"
+#include "common/email.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "mailer/compose.h"
@@ -33,14 +34,6 @@
 
 #define DELIVERY_KIND "notify"
 #define LINK_MAX 600
-
-static const char *
-domain_of(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at != NULL ? at + 1 : addr;
-}
 
 static int
 message_id_from_payload(struct job_ctx *ctx, int64_t *id_r, struct err *err)
@@ -125,7 +118,7 @@ job_notify(struct job_ctx *ctx, struct err *err)
 		    n.practice_id, reason + 12, sizeof reason - 12, err);
 		if (rc < 0)
 			goto out;
-		if (compose_message_id_new(domain_of(n.from_address), msgid,
+		if (compose_message_id_new(email_domain(n.from_address), msgid,
 		        sizeof msgid, err) < 0)
 			goto out;
 		dn.message_id = msgid;
