@@ -428,6 +428,16 @@ check "A still stops cleanly (rc=$rc)" test "$rc" = 0
 stop_and_wait "$bpid" 10 >/dev/null
 
 # --- sanitizers and crashes ---------------------------------------------------
+# --- posternctl jobs retry / cancel ------------------------------------------
+later=$(enqueue noop --delay-ms 3600000)
+expect_exit 0 "jobs cancel: a queued job" "$ctl" -c "$CONF" jobs cancel "$later"
+check "... is dead, cancelled by operator" sql_is "SELECT state || ':' || last_error FROM jobs WHERE id = $later" "dead:cancelled by operator"
+expect_exit 1 "jobs cancel: not twice" "$ctl" -c "$CONF" jobs cancel "$later"
+expect_exit 0 "jobs retry: a dead job" "$ctl" -c "$CONF" jobs retry "$later"
+check "... is queued, due now, attempts reset" sql_is "SELECT state || ':' || attempts || ':' || (run_at <= now()) FROM jobs WHERE id = $later" "queued:0:true"
+expect_exit 1 "jobs retry: no such job" "$ctl" -c "$CONF" jobs retry 999999999
+expect_exit 2 "jobs retry: a bad id is a usage error" "$ctl" -c "$CONF" jobs retry abc
+
 san=$(grep -l -E "AddressSanitizer|LeakSanitizer|runtime error:" "$logs"/*.log 2>/dev/null |
 	xargs -r -n 1 basename | tr '\n' ' ')
 check "no sanitizer report in any worker log${san:+ (in $san)}" test -z "$san"
