@@ -17,6 +17,7 @@
 #include "common/job_kinds.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "worker/handlers.h"
 #include "worker/outbox.h"
 
@@ -209,12 +210,10 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
     struct err *err)
 {
 	struct worker *w = r->w;
-	struct job *done = calloc((size_t)n, sizeof *done);
+	struct job *done = xcalloc((size_t)n, sizeof *done);
 	int64_t pending_since = 0;
 	int ndone = 0, ret = -1;
 
-	if (done == NULL)
-		BUG("out of memory");
 	set_inflight(r, jobs, n);
 	for (int i = 0; i < n; i++) {
 		struct job *j = &jobs[i];
