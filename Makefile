@@ -147,6 +147,10 @@ demo-stop:
 bench-queue: all
 	bash tests/bench/queue.sh $(BUILD)
 
+.PHONY: bench-smtp
+bench-smtp: all
+	bash tests/bench/smtp.sh $(BUILD)
+
 .PHONY: cfg-check
 cfg-check: $(BUILD)/posternctl
 	@missing=$$($(BUILD)/posternctl config keys | while IFS=. read -r sec key; do \
