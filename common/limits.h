@@ -51,6 +51,13 @@
 /* A mailbox name longer than this is refused before it is sent. */
 #define LIMIT_IMAP_MAILBOX 1024
 
+/* Inbound mail: reply extraction and classification. */
+#define LIMIT_TRIM_INPUT (4 * 1024 * 1024)  /* decoded text of one mail */
+#define LIMIT_TRIM_LINES 100000
+#define LIMIT_CLASSIFY_VALUE 4096           /* bytes of one header looked at */
+#define LIMIT_CLASSIFY_RCPT 64              /* recipient header values */
+#define LIMIT_DSN_TEXT (64 * 1024)          /* a message/delivery-status part */
+
 /* HTTP. */
 #define LIMIT_HTTP_CONNECTIONS 512
 #define LIMIT_HTTP_PER_IP 32
