@@ -9,7 +9,7 @@
 #include "common/db.h"
 #include "common/err.h"
 
-#define DB_MESSAGE_REFS_MAX 20             /* = COMPOSE_REFERENCES_MAX */
+#define DB_MESSAGE_REFS_MAX 20             /* = LIMIT_MAIL_REFERENCES */
 
 /* One outbound message with its patient, author and practice: what the
  * notify mail is made of. Strings are heap copies owned by the struct

@@ -51,6 +51,24 @@
 /* A mailbox name longer than this is refused before it is sent. */
 #define LIMIT_IMAP_MAILBOX 1024
 
+/* Outgoing mail: what handlers may pass to composition and templates;
+ * going over is an error, never a cut. */
+#define LIMIT_MAIL_SUBJECT         900                  /* bytes of UTF-8 in a subject */
+#define LIMIT_MAIL_FILENAME        255                  /* bytes of UTF-8 in an attachment name */
+#define LIMIT_MAIL_ATTACHMENTS     20                   /* attachments of one mail */
+#define LIMIT_MAIL_REFERENCES      20                   /* References ids kept (the newest) */
+#define LIMIT_MAIL_EXTRA_HEADERS   8                    /* extra headers of one mail */
+#define LIMIT_MAIL_HEADER_NAME     64                   /* bytes of an extra header name */
+#define LIMIT_MAIL_HEADER_VALUE    900                  /* bytes of an extra header value */
+#define LIMIT_MAIL_URL             900                  /* List-Unsubscribe URL */
+#define LIMIT_MAIL_CONTENT_TYPE    256                  /* bytes of a content type */
+#define LIMIT_MAIL_MSGID           250                  /* "<id>" of a Message-ID or reference: always fits a line */
+#define LIMIT_TEMPLATE_FILE        (64 * 1024)          /* one template override file */
+#define LIMIT_TEMPLATE_VALUE       (256 * 1024)         /* one template variable's value */
+#define LIMIT_TEMPLATE_URL         2048                 /* the link variable */
+#define LIMIT_TEMPLATE_OUT         (4 * 1024 * 1024)    /* one rendered part */
+#define LIMIT_MAIL_ADDRESS_SCAN    4096                 /* an address header value scanned for a token */
+
 /* Inbound mail: reply extraction and classification. */
 #define LIMIT_TRIM_INPUT (4 * 1024 * 1024)  /* decoded text of one mail */
 #define LIMIT_TRIM_LINES 100000

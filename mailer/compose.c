@@ -34,12 +34,12 @@
 #define BOUNDARY_LEN (2 + 32)   /* "=_" + 128 bits in hex */
 /* Parameter words of one Content-Type or Content-Disposition: the type,
  * up to 8 parameters, charset and name (11); or the disposition and at
- * most 3 * COMPOSE_FILENAME_MAX / (PCT_SEG - 2) + 1 = 15 RFC 2231
- * segments. Each word is a checked parameter (COMPOSE_CONTENT_TYPE_MAX),
- * a name fallback (COMPOSE_FILENAME_MAX + 8) or a segment, plus ';'. */
+ * most 3 * LIMIT_MAIL_FILENAME / (PCT_SEG - 2) + 1 = 15 RFC 2231
+ * segments. Each word is a checked parameter (LIMIT_MAIL_CONTENT_TYPE),
+ * a name fallback (LIMIT_MAIL_FILENAME + 8) or a segment, plus ';'. */
 #define PARAM_WORDS 24
-#define PARAM_WORD_SIZE (COMPOSE_FILENAME_MAX + 16)
-_Static_assert(PARAM_WORD_SIZE >= COMPOSE_CONTENT_TYPE_MAX + 2,
+#define PARAM_WORD_SIZE (LIMIT_MAIL_FILENAME + 16)
+_Static_assert(PARAM_WORD_SIZE >= LIMIT_MAIL_CONTENT_TYPE + 2,
     "a content type parameter fits a word");
 
 struct writer {
@@ -147,7 +147,7 @@ check_msgid(const char *what, const char *s, struct err *err)
 {
 	size_t n;
 
-	if (check_text(what, s, COMPOSE_MSGID_MAX, true, false, err) < 0)
+	if (check_text(what, s, LIMIT_MAIL_MSGID, true, false, err) < 0)
 		return -1;
 	n = strlen(s);
 	if (n < 5 || s[0] != '<' || s[n - 1] != '>')
@@ -184,8 +184,8 @@ token_len(const char *s, size_t max)
  * "type/subtype" and "key=value" parameters (lower-case type and keys).
  * has_charset_r: a charset parameter was given. */
 struct ctype {
-	char type[COMPOSE_CONTENT_TYPE_MAX + 1];
-	char params[8][COMPOSE_CONTENT_TYPE_MAX + 1];
+	char type[LIMIT_MAIL_CONTENT_TYPE + 1];
+	char params[8][LIMIT_MAIL_CONTENT_TYPE + 1];
 	size_t n_params;
 	bool text;
 	bool has_charset;
@@ -206,7 +206,7 @@ parse_ctype(const char *what, const char *s, struct ctype *ct,
 	size_t n, m;
 	const char *p = s;
 
-	if (check_text(what, s, COMPOSE_CONTENT_TYPE_MAX, true, false, err) < 0)
+	if (check_text(what, s, LIMIT_MAIL_CONTENT_TYPE, true, false, err) < 0)
 		return -1;
 	memset(ct, 0, sizeof *ct);
 	n = token_len(p, 64);
@@ -277,7 +277,7 @@ parse_ctype(const char *what, const char *s, struct ctype *ct,
 static int
 check_filename(const char *what, const char *s, struct err *err)
 {
-	if (check_text(what, s, COMPOSE_FILENAME_MAX, false, false, err) < 0)
+	if (check_text(what, s, LIMIT_MAIL_FILENAME, false, false, err) < 0)
 		return -1;
 	if (*s == '\0')
 		return err_set(err, false, "%s: empty (use NULL for none)",
@@ -315,7 +315,7 @@ check_extra(size_t i, const struct compose_header *h, struct err *err)
 	char what[64];
 
 	snprintf(what, sizeof what, "extra header %zu name", i + 1);
-	if (check_text(what, h->name, COMPOSE_HEADER_NAME_MAX, true, false,
+	if (check_text(what, h->name, LIMIT_MAIL_HEADER_NAME, true, false,
 	    err) < 0)
 		return -1;
 	if (h->name[0] == '\0')
@@ -328,14 +328,14 @@ check_extra(size_t i, const struct compose_header *h, struct err *err)
 		return err_set(err, false, "%s: %s is written by compose "
 		    "itself", what, h->name);
 	snprintf(what, sizeof what, "extra header %s value", h->name);
-	return check_text(what, h->value, COMPOSE_HEADER_VALUE_MAX, false, true,
+	return check_text(what, h->value, LIMIT_MAIL_HEADER_VALUE, false, true,
 	    err);
 }
 
 static int
 check_url(const char *what, const char *s, struct err *err)
 {
-	if (check_text(what, s, COMPOSE_URL_MAX, true, false, err) < 0)
+	if (check_text(what, s, LIMIT_MAIL_URL, true, false, err) < 0)
 		return -1;
 	if (!prefix_ci(s, "https://") && !prefix_ci(s, "http://"))
 		return err_set(err, false, "%s: not an http(s) URL", what);
@@ -350,7 +350,7 @@ struct checked {
 	char from[LIMIT_EMAIL + 1];
 	char to[LIMIT_EMAIL + 1];
 	char reply_to[LIMIT_EMAIL + 1];
-	struct ctype ct[COMPOSE_ATTACHMENTS_MAX];
+	struct ctype ct[LIMIT_MAIL_ATTACHMENTS];
 };
 
 static int
@@ -366,7 +366,7 @@ check_mail(const struct compose_mail *m, struct checked *c, struct err *err)
 		    sizeof c->reply_to, err) < 0)
 			return -1;
 	}
-	if (check_text("Subject", m->subject, COMPOSE_SUBJECT_MAX, false, true,
+	if (check_text("Subject", m->subject, LIMIT_MAIL_SUBJECT, false, true,
 	    err) < 0)
 		return -1;
 	if (check_msgid("Message-ID", m->message_id, err) < 0)
@@ -374,9 +374,9 @@ check_mail(const struct compose_mail *m, struct checked *c, struct err *err)
 	if (m->in_reply_to != NULL &&
 	    check_msgid("In-Reply-To", m->in_reply_to, err) < 0)
 		return -1;
-	if (m->n_references > COMPOSE_REFERENCES_MAX)
+	if (m->n_references > LIMIT_MAIL_REFERENCES)
 		return err_set(err, false, "References: more than %d ids",
-		    COMPOSE_REFERENCES_MAX);
+		    LIMIT_MAIL_REFERENCES);
 	for (size_t i = 0; i < m->n_references; i++) {
 		snprintf(what, sizeof what, "References id %zu", i + 1);
 		if (check_msgid(what, m->references != NULL ?
@@ -386,9 +386,9 @@ check_mail(const struct compose_mail *m, struct checked *c, struct err *err)
 	if (m->list_unsubscribe != NULL &&
 	    check_url("List-Unsubscribe", m->list_unsubscribe, err) < 0)
 		return -1;
-	if (m->n_extra > COMPOSE_EXTRA_MAX)
+	if (m->n_extra > LIMIT_MAIL_EXTRA_HEADERS)
 		return err_set(err, false, "more than %d extra headers",
-		    COMPOSE_EXTRA_MAX);
+		    LIMIT_MAIL_EXTRA_HEADERS);
 	for (size_t i = 0; i < m->n_extra; i++)
 		if (check_extra(i, &m->extra[i], err) < 0)
 			return -1;
@@ -398,9 +398,9 @@ check_mail(const struct compose_mail *m, struct checked *c, struct err *err)
 		return err_set(err, false, "text body: invalid UTF-8");
 	if (m->html != NULL && !csv_utf8_valid(m->html, strlen(m->html)))
 		return err_set(err, false, "HTML body: invalid UTF-8");
-	if (m->n_attachments > COMPOSE_ATTACHMENTS_MAX)
+	if (m->n_attachments > LIMIT_MAIL_ATTACHMENTS)
 		return err_set(err, false, "more than %d attachments",
-		    COMPOSE_ATTACHMENTS_MAX);
+		    LIMIT_MAIL_ATTACHMENTS);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		const struct compose_attachment *a = &m->attachments[i];
 
@@ -779,7 +779,7 @@ attachment_headers(struct writer *w, const struct compose_attachment *a,
 {
 	char words[PARAM_WORDS][PARAM_WORD_SIZE];
 	const char *f = a->filename;
-	char pct[3 * COMPOSE_FILENAME_MAX + 1];
+	char pct[3 * LIMIT_MAIL_FILENAME + 1];
 	size_t n = f != NULL ? strlen(f) : 0, nw = 0, pl = 0;
 	bool plain = f != NULL && is_ascii(f) && strchr(f, '"') == NULL &&
 	    strstr(f, "=?") == NULL && n <= WORD_MAX - 12;
@@ -791,7 +791,7 @@ attachment_headers(struct writer *w, const struct compose_attachment *a,
 	if (ct->text && !ct->has_charset)
 		snprintf(words[nw++], sizeof words[0], "charset=utf-8");
 	if (f != NULL) {
-		char fb[COMPOSE_FILENAME_MAX + 1];
+		char fb[LIMIT_MAIL_FILENAME + 1];
 		size_t fl = 0, dot;
 
 		for (size_t i = 0; i < n;) {

@@ -40,21 +40,6 @@
 #include "common/err.h"
 #include "common/limits.h"
 
-/* Caps local to composition. TODO(lead): move to common/limits.h as
- * LIMIT_MAIL_*; they bound what handlers pass in (job payloads, replies'
- * Message-IDs), and going over is an error, never a cut. */
-#define COMPOSE_SUBJECT_MAX 900          /* bytes of UTF-8 */
-#define COMPOSE_FILENAME_MAX 255         /* bytes of UTF-8 */
-#define COMPOSE_ATTACHMENTS_MAX 20
-#define COMPOSE_REFERENCES_MAX 20        /* newest ids; callers drop older */
-#define COMPOSE_EXTRA_MAX 8              /* extra headers */
-#define COMPOSE_HEADER_NAME_MAX 64
-#define COMPOSE_HEADER_VALUE_MAX 900     /* bytes of an extra header value */
-#define COMPOSE_URL_MAX 900              /* List-Unsubscribe URL */
-#define COMPOSE_CONTENT_TYPE_MAX 256
-/* "<" id ">" of a Message-ID, In-Reply-To or References entry; RFC 5322
- * sets no limit, we keep one that always fits a line. */
-#define COMPOSE_MSGID_MAX 250
 /* "<" + 32 hex digits + "@" + domain (EMAIL_DOMAIN_MAX) + ">" + NUL. */
 #define COMPOSE_MSGID_NEW_SIZE (1 + 32 + 1 + 253 + 1 + 1)
 

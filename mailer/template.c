@@ -424,7 +424,7 @@ read_file(const char *path, char **src_r, size_t *len_r, struct err *err)
 			return 0;
 		return err_set_errno(err, false, errno, "%s", path);
 	}
-	buf_init(&b, TEMPLATE_FILE_MAX);
+	buf_init(&b, LIMIT_TEMPLATE_FILE);
 	if (fstat(fd, &st) < 0) {
 		err_set_errno(err, false, errno, "%s", path);
 		goto out;
@@ -446,7 +446,7 @@ read_file(const char *path, char **src_r, size_t *len_r, struct err *err)
 			break;
 		if (buf_add(&b, chunk, (size_t)r) < 0) {
 			err_set(err, false, "%s: larger than %d bytes", path,
-			    TEMPLATE_FILE_MAX);
+			    LIMIT_TEMPLATE_FILE);
 			goto out;
 		}
 	}
@@ -596,10 +596,10 @@ check_value(const char *name, enum var_type type, const char *v,
 	if (v == NULL)
 		return err_set(err, false, "variable %s: no value", name);
 	n = strlen(v);
-	if (n > (type == VAR_URL ? TEMPLATE_URL_MAX : TEMPLATE_VALUE_MAX))
+	if (n > (type == VAR_URL ? LIMIT_TEMPLATE_URL : LIMIT_TEMPLATE_VALUE))
 		return err_set(err, false, "variable %s: longer than %d bytes",
-		    name, type == VAR_URL ? TEMPLATE_URL_MAX :
-		    TEMPLATE_VALUE_MAX);
+		    name, type == VAR_URL ? LIMIT_TEMPLATE_URL :
+		    LIMIT_TEMPLATE_VALUE);
 	if (!csv_utf8_valid(v, n))
 		return err_set(err, false, "variable %s: invalid UTF-8", name);
 	for (size_t i = 0; i < n; i++) {
@@ -688,9 +688,9 @@ template_render(const struct template_set *set, enum template_kind kind,
 			return err_set(err, false, "%s: variable %s not given",
 			    kinds[kind].name, var_defs[v].name);
 
-	buf_init(&subj, TEMPLATE_OUT_MAX);
-	buf_init(&text, TEMPLATE_OUT_MAX);
-	buf_init(&html, TEMPLATE_OUT_MAX);
+	buf_init(&subj, LIMIT_TEMPLATE_OUT);
+	buf_init(&text, LIMIT_TEMPLATE_OUT);
+	buf_init(&html, LIMIT_TEMPLATE_OUT);
 	if (fill(&kt->subject, values, false, &subj) < 0)
 		goto over;
 	if (separator && (buf_adds(&text, TEMPLATE_SEPARATOR_HEAD) < 0 ||
@@ -720,7 +720,7 @@ template_render(const struct template_set *set, enum template_kind kind,
 	goto out;
 over:
 	err_set(err, false, "%s: a rendered part is larger than %d bytes",
-	    kinds[kind].name, TEMPLATE_OUT_MAX);
+	    kinds[kind].name, LIMIT_TEMPLATE_OUT);
 out:
 	buf_fini(&subj);
 	buf_fini(&text);

@@ -8,7 +8,7 @@
  *   <dir>/<kind>.html   an HTML fragment (the body's content)
  *
  * A missing file means the built-in; any other problem (unreadable, over
- * TEMPLATE_FILE_MAX, invalid UTF-8, a bad or unknown {{name}}, a script,
+ * LIMIT_TEMPLATE_FILE, invalid UTF-8, a bad or unknown {{name}}, a script,
  * remote image or event handler in HTML) is an error at load naming
  * file:line, so a broken override stops startup instead of a send.
  *
@@ -37,13 +37,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
-
-/* Caps. TODO(lead): LIMIT_TEMPLATE_FILE / LIMIT_TEMPLATE_VALUE in
- * common/limits.h. */
-#define TEMPLATE_FILE_MAX (64 * 1024)     /* one override file */
-#define TEMPLATE_VALUE_MAX (256 * 1024)   /* one variable's value */
-#define TEMPLATE_URL_MAX 2048             /* the link variable */
-#define TEMPLATE_OUT_MAX (4 * 1024 * 1024) /* one rendered part */
+#include "common/limits.h"
 
 /* What reply trimming searches for (ASCII, survives any charset). */
 #define TEMPLATE_SEPARATOR_MARK "Reply above this line"

@@ -2,8 +2,10 @@
  *
  * Owns nothing: keys are the caller's, results go into caller buffers.
  * Untrusted input (addresses from mail headers) is read up to
- * TOKEN_ADDR_SCAN_MAX bytes and never copied past TOKEN_LEN. */
+ * LIMIT_MAIL_ADDRESS_SCAN bytes and never copied past TOKEN_LEN. */
 #include "mailer/token.h"
+
+#include "common/limits.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -16,9 +18,6 @@
 #define BODY_LEN 12             /* bytes under the MAC */
 #define MAC_LEN (RAW_LEN - BODY_LEN)
 #define DAY_S 86400
-/* An address header value longer than this holds no token we made.
- * TODO(lead): LIMIT_MAIL_ADDRESS_SCAN in common/limits.h. */
-#define TOKEN_ADDR_SCAN_MAX 4096
 
 _Static_assert(RAW_LEN * 8 == TOKEN_LEN * 5, "base32 without padding");
 _Static_assert(MAC_LEN * 8 >= 80, "the MAC keeps at least 80 bits");
@@ -285,8 +284,8 @@ token_from_address(const char *addr, const char *domain,
 	tok[0] = '\0';
 	if (addr == NULL)
 		return 0;
-	n = strnlen(addr, TOKEN_ADDR_SCAN_MAX + 1);
-	if (n > TOKEN_ADDR_SCAN_MAX)
+	n = strnlen(addr, LIMIT_MAIL_ADDRESS_SCAN + 1);
+	if (n > LIMIT_MAIL_ADDRESS_SCAN)
 		return 0;
 	mailbox_of(addr, n, &p, &n);
 	at = NULL;

@@ -128,7 +128,7 @@ wait_for(const char *user, const char *needle, struct buf *raw)
 
 struct leaf {
 	char type[96];
-	char filename[COMPOSE_FILENAME_MAX + 1];
+	char filename[LIMIT_MAIL_FILENAME + 1];
 	char *body;
 	size_t len;
 };

@@ -40,8 +40,8 @@ static char long_word[121];             /* one 120-byte word */
 static char long_ascii_subject[400];    /* words, folds */
 static char long_name_utf8[201];        /* 100 x "Ö": LIMIT_NAME bytes */
 static char too_long_name[LIMIT_NAME + 2];
-static char too_long_subject[COMPOSE_SUBJECT_MAX + 2];
-static char long_filename[COMPOSE_FILENAME_MAX + 1];
+static char too_long_subject[LIMIT_MAIL_SUBJECT + 2];
+static char long_filename[LIMIT_MAIL_FILENAME + 1];
 static char tricky_text[4096];
 static char aligned_name[3][128];       /* 1-3 ASCII bytes, then 40 x é */
 
@@ -64,10 +64,10 @@ setup_fixtures(void)
 	for (int i = 0; i < 100; i++)
 		memcpy(long_name_utf8 + 2 * i, "\xc3\x96", 2);
 	memset(too_long_name, 'a', LIMIT_NAME + 1);
-	memset(too_long_subject, 's', COMPOSE_SUBJECT_MAX + 1);
+	memset(too_long_subject, 's', LIMIT_MAIL_SUBJECT + 1);
 	/* 252 bytes: 84 x a 3-byte character, spaces, and an extension */
 	n = 0;
-	while (n + 3 + 4 <= COMPOSE_FILENAME_MAX - 4) {
+	while (n + 3 + 4 <= LIMIT_MAIL_FILENAME - 4) {
 		memcpy(long_filename + n, n % 30 == 0 ? " ; " : "\xe2\x82\xac", 3);
 		n += 3;
 	}
@@ -148,14 +148,14 @@ scan(const char *what, const struct buf *b, bool soft)
 struct leaf {
 	char type[96];
 	char charset[32];
-	char filename[COMPOSE_FILENAME_MAX + 1];
+	char filename[LIMIT_MAIL_FILENAME + 1];
 	char *body;                      /* decoded; free() */
 	size_t len;
 };
 
 struct parsed {
 	char structure[512];
-	struct leaf leaves[COMPOSE_ATTACHMENTS_MAX + 2];
+	struct leaf leaves[LIMIT_MAIL_ATTACHMENTS + 2];
 	size_t n;
 };
 
@@ -1061,28 +1061,28 @@ test_refusals(void **state)
 
 	/* counts */
 	{
-		struct compose_attachment many[COMPOSE_ATTACHMENTS_MAX + 1];
-		const char *ids[COMPOSE_REFERENCES_MAX + 1];
-		struct compose_header hs[COMPOSE_EXTRA_MAX + 1];
+		struct compose_attachment many[LIMIT_MAIL_ATTACHMENTS + 1];
+		const char *ids[LIMIT_MAIL_REFERENCES + 1];
+		struct compose_header hs[LIMIT_MAIL_EXTRA_HEADERS + 1];
 
-		for (size_t i = 0; i <= COMPOSE_ATTACHMENTS_MAX; i++)
+		for (size_t i = 0; i <= LIMIT_MAIL_ATTACHMENTS; i++)
 			many[i] = (struct compose_attachment){ "a.bin",
 				"application/octet-stream", pdf, 1 };
-		for (size_t i = 0; i <= COMPOSE_REFERENCES_MAX; i++)
+		for (size_t i = 0; i <= LIMIT_MAIL_REFERENCES; i++)
 			ids[i] = "<r@x.test>";
-		for (size_t i = 0; i <= COMPOSE_EXTRA_MAX; i++)
+		for (size_t i = 0; i <= LIMIT_MAIL_EXTRA_HEADERS; i++)
 			hs[i] = (struct compose_header){ "X-A", "b" };
 		base_mail(&m, &a, &x, &ref, F_COUNT, NULL);
 		m.attachments = many;
-		m.n_attachments = COMPOSE_ATTACHMENTS_MAX + 1;
+		m.n_attachments = LIMIT_MAIL_ATTACHMENTS + 1;
 		expect_refused("attachments", &m, NULL, "more than");
 		base_mail(&m, &a, &x, &ref, F_COUNT, NULL);
 		m.references = ids;
-		m.n_references = COMPOSE_REFERENCES_MAX + 1;
+		m.n_references = LIMIT_MAIL_REFERENCES + 1;
 		expect_refused("references", &m, "References", "more than");
 		base_mail(&m, &a, &x, &ref, F_COUNT, NULL);
 		m.extra = hs;
-		m.n_extra = COMPOSE_EXTRA_MAX + 1;
+		m.n_extra = LIMIT_MAIL_EXTRA_HEADERS + 1;
 		expect_refused("extra", &m, NULL, "more than");
 		/* at the limits it builds */
 		{
@@ -1090,11 +1090,11 @@ test_refusals(void **state)
 			struct err err = { 0 };
 			base_mail(&m, &a, &x, &ref, F_COUNT, NULL);
 			m.attachments = many;
-			m.n_attachments = COMPOSE_ATTACHMENTS_MAX;
+			m.n_attachments = LIMIT_MAIL_ATTACHMENTS;
 			m.references = ids;
-			m.n_references = COMPOSE_REFERENCES_MAX;
+			m.n_references = LIMIT_MAIL_REFERENCES;
 			m.extra = hs;
-			m.n_extra = COMPOSE_EXTRA_MAX;
+			m.n_extra = LIMIT_MAIL_EXTRA_HEADERS;
 			buf_init(&b, LIMIT_MAIL_SIZE);
 			if (compose_build(&m, &b, &err) < 0)
 				fail_msg("at the limits: %s", err.msg);

@@ -214,7 +214,7 @@ struct ecase {
 	const char *why;
 };
 
-static char huge[TEMPLATE_VALUE_MAX + 2];
+static char huge[LIMIT_TEMPLATE_VALUE + 2];
 
 static const struct ecase ecases[] = {
 	{ TEMPLATE_MAGIC_LINK, "code", NULL, "variable code not given" },
@@ -379,7 +379,7 @@ static const struct ocase ocases[] = {
 static void
 test_overrides(void **state)
 {
-	static char big[TEMPLATE_FILE_MAX + 2];
+	static char big[LIMIT_TEMPLATE_FILE + 2];
 	struct template_set *set = NULL;
 
 	(void)state;
