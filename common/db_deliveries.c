@@ -58,7 +58,8 @@ db_deliveries_insert(struct db *db, const struct db_delivery_new *d,
 	i64_str(d->practice_id, pr, sizeof pr, &params[2]);
 	i64_str(d->patient_id, pa, sizeof pa, &params[3]);
 	i64_str(d->staff_user_id, st, sizeof st, &params[4]);
-	if (db_query(db, sql, 9, params, PGRES_TUPLES_OK, &res, err) < 0) {
+	if (db_query_prepared(db, "db_deliveries_insert", sql,
+	    9, params, PGRES_TUPLES_OK, &res, err) < 0) {
 		if (db_err_is(err, "23514"))
 			err_prefix(err, "delivery to %s", d->recipient);
 		goto out;
@@ -87,7 +88,8 @@ db_deliveries_find_job(struct db *db, int64_t job_id, const char *kind,
 	int ret = -1;
 
 	snprintf(job, sizeof job, "%lld", (long long)job_id);
-	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_deliveries_find_job", sql,
+	    2, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = 0;
 	if (PQntuples(res) != 1)
@@ -176,7 +178,8 @@ db_deliveries_record(struct db *db, int64_t id, const char *state,
 	db_deliveries_enhanced_status(o->reply, enh, sizeof enh);
 	if (enh[0] != '\0')
 		params[3] = enh;
-	if (db_query(db, sql, 6, params, PGRES_COMMAND_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_deliveries_record", sql,
+	    6, params, PGRES_COMMAND_OK, &res, err) < 0)
 		goto out;
 	ret = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
 out:

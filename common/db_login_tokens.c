@@ -60,7 +60,8 @@ db_login_tokens_find_subject(struct db *db, const char *email,
 	int ret = -1;
 
 	snprintf(pr, sizeof pr, "%lld", (long long)practice_id);
-	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_login_tokens_find_subject", sql,
+	    2, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = 0;
 	if (PQntuples(res) == 1)
@@ -92,7 +93,8 @@ db_login_tokens_subject_by_id(struct db *db, int64_t staff_user_id,
 
 	snprintf(sid, sizeof sid, "%lld", (long long)staff_user_id);
 	snprintf(pid, sizeof pid, "%lld", (long long)patient_id);
-	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_login_tokens_subject_by_id", sql,
+	    2, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = 0;
 	if (PQntuples(res) == 1)
@@ -130,7 +132,8 @@ db_login_tokens_insert(struct db *db, const struct db_login_subject *s,
 		params[3] = pid;
 	}
 	snprintf(life, sizeof life, "%lld", (long long)lifetime_s);
-	if (db_query(db, sql, 6, params, PGRES_TUPLES_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_login_tokens_insert", sql,
+	    6, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = db_get_i64(res, 0, 0, id_r, err);
 out:

@@ -46,7 +46,9 @@ db_patient_messages_set_message_id(struct db *db, int64_t id,
 	const char *params[] = { sid, message_id };
 
 	snprintf(sid, sizeof sid, "%lld", (long long)id);
-	return db_cmd(db, sql, 2, params, err);
+	return db_query_prepared(db, "db_patient_messages_set_message_id", sql,
+	    2, params,
+	    PGRES_COMMAND_OK, NULL, err);
 }
 
 int
@@ -75,7 +77,8 @@ db_patient_messages_notice(struct db *db, int64_t id,
 
 	memset(n_r, 0, sizeof *n_r);
 	snprintf(sid, sizeof sid, "%lld", (long long)id);
-	if (db_query(db, sql, 1, params, PGRES_TUPLES_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_patient_messages_notice", sql,
+	    1, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = 0;
 	if (PQntuples(res) != 1)

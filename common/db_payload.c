@@ -22,7 +22,8 @@ db_payload_get(struct db *db, const char *payload, const char *const *keys,
 		params[1 + i] = keys[i];
 		vals[i] = NULL;
 	}
-	if (db_query(db, sql, 1 + DB_PAYLOAD_KEYS_MAX, params, PGRES_TUPLES_OK,
+	if (db_query_prepared(db, "db_payload_get", sql,
+	    1 + DB_PAYLOAD_KEYS_MAX, params, PGRES_TUPLES_OK,
 	        &res, err) < 0) {
 		if (db_err_is(err, "22P02"))
 			err_set(err, false, "payload is not valid JSON");

@@ -21,7 +21,8 @@ db_suppressions_find(struct db *db, const char *email, int64_t practice_id,
 	int ret = -1;
 
 	snprintf(pr, sizeof pr, "%lld", (long long)practice_id);
-	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+	if (db_query_prepared(db, "db_suppressions_find", sql,
+	    2, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = 0;
 	if (PQntuples(res) == 1) {
@@ -51,5 +52,7 @@ db_suppressions_add_bounce(struct db *db, int64_t delivery_id,
 	const char *params[] = { sid, reply };
 
 	snprintf(sid, sizeof sid, "%lld", (long long)delivery_id);
-	return db_cmd(db, sql, 2, params, err);
+	return db_query_prepared(db, "db_suppressions_add_bounce", sql,
+	    2, params,
+	    PGRES_COMMAND_OK, NULL, err);
 }
