@@ -132,6 +132,11 @@ CONF
 		{ tail -5 "$var/log/postern-httpd.log" >&2; die "postern-httpd did not come up (log: $var/log/postern-httpd.log)"; }
 	pid_alive "$var/run/postern-worker.pid" postern-worker ||
 		{ tail -5 "$var/log/postern-worker.log" >&2; die "postern-worker did not stay up (log: $var/log/postern-worker.log)"; }
+	# Show the mail path working: the worker mails a sign-in link to the
+	# demo owner (the sign-in pages themselves come with the web views).
+	"$build/posternctl" -q -c "$var/postern.conf" jobs enqueue magic_link \
+		'{"email": "owner@practice.test"}' >/dev/null ||
+		say "could not enqueue the demo sign-in mail (see above)"
 	cat <<EOT
 
 postern is running.
@@ -142,8 +147,9 @@ postern is running.
   Patients:   'posternctl patient list --practice riverside' (all @patients.test)
   posternctl: $build/posternctl -c $var/postern.conf --help
 
-  Mail:       every @practice.test and @patients.test address has a mailbox.
-              List one:  bash tests/harness/demo.sh mail owner@practice.test
+  Mail:       the worker just mailed a sign-in link to owner@practice.test:
+                         bash tests/harness/demo.sh mail owner@practice.test
+              Every @practice.test and @patients.test address has a mailbox.
               Or any IMAP client: 127.0.0.1 port $MAILSTACK_IMAP_PORT (STARTTLS) or
               $MAILSTACK_IMAPS_PORT (TLS), user = the address, password $MAILSTACK_PASSWORD,
               CA certificate $MAILSTACK_CA
