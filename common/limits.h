@@ -69,7 +69,15 @@
 #define LIMIT_TEMPLATE_OUT         (4 * 1024 * 1024)    /* one rendered part */
 #define LIMIT_MAIL_ADDRESS_SCAN    4096                 /* an address header value scanned for a token */
 
-/* Inbound mail: reply extraction and classification. */
+/* Inbound mail: MIME parsing (mailer/parse.c; libetpan has no limits of
+ * its own), reply extraction and classification. */
+#define LIMIT_PARSE_DEPTH 10                /* MIME nesting, top = 0 */
+#define LIMIT_PARSE_PARTS 200               /* MIME parts, all levels */
+#define LIMIT_PARSE_HEADER (256 * 1024)     /* a header block */
+#define LIMIT_PARSE_TEXT LIMIT_TRIM_INPUT   /* decoded body text, UTF-8 */
+/* Lines "--token" in one mail: bounds the parts libetpan allocates even
+ * for boundaries it reads differently from the pre-scan. */
+#define LIMIT_PARSE_DASH_LINES 10000
 #define LIMIT_TRIM_INPUT (4 * 1024 * 1024)  /* decoded text of one mail */
 #define LIMIT_TRIM_LINES 100000
 #define LIMIT_CLASSIFY_VALUE 4096           /* bytes of one header looked at */

@@ -1,6 +1,9 @@
 /* worker/ctl_mail.c: `posternctl mail test ADDRESS`: sends one test mail
  * through [smtp] exactly as the worker would (same settings, TLS rules and
- * templates) and prints the SMTP outcome. No database. */
+ * templates) and prints the SMTP outcome. `posternctl mail inspect FILE|-`:
+ * what the ingester makes of one raw message (mailer/parse, classify,
+ * trim, token), as one JSON object. No database. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,19 +11,25 @@
 
 #include "common/buf.h"
 #include "common/email.h"
+#include "mailer/classify.h"
 #include "mailer/compose.h"
+#include "mailer/parse.h"
 #include "mailer/smtp.h"
+#include "mailer/token.h"
+#include "mailer/trim.h"
 
 #include <sodium.h>
 #include "mailer/template.h"
 #include "worker/ctl.h"
+#include "worker/outbox.h"      /* OUTBOX_KEY_ID: the key tokens are made with */
 
 static const char mail_help[] =
 "NAME\n"
-"    posternctl mail - check outgoing mail\n"
+"    posternctl mail - check outgoing mail, inspect inbound mail\n"
 "\n"
 "SYNOPSIS\n"
 "    posternctl mail test ADDRESS\n"
+"    posternctl mail inspect FILE|-\n"
 "\n"
 "DESCRIPTION\n"
 "    test  sends one test mail (template \"test\") to ADDRESS through the\n"
@@ -33,11 +42,47 @@ static const char mail_help[] =
 "        result=sent|temporary|permanent code=N stage=STAGE reply=\"...\"\n"
 "    (temporary: 4xx, timeout, connection lost; the worker would retry).\n"
 "\n"
+"    inspect  reads one raw message (RFC 5322, as fetched from IMAP) from\n"
+"          FILE, or from standard input for -, and prints on one line one\n"
+"          JSON object saying what the ingester makes of it, with the same\n"
+"          code (MIME parsing, charset decoding, classification, reply\n"
+"          trimming, reply token check). Needs no database; reads the\n"
+"          config for the server key, [mail] reply_domain, bounce_domain\n"
+"          and from_address. The fields:\n"
+"          classification  reply, auto_reply, bounce or unknown\n"
+"          reason          why (short text)\n"
+"          from, to, subject, message_id\n"
+"                          the headers, RFC 2047 decoded, UTF-8; null when\n"
+"                          absent\n"
+"          reply, elided   the patient's text and what trimming cut away\n"
+"                          (quotes, signatures), filled whatever the\n"
+"                          classification or token\n"
+"          confidence      high (our separator or a quote header found)\n"
+"                          or low\n"
+"          token           the reply+TOKEN@reply_domain address in To, Cc,\n"
+"                          Delivered-To or X-Original-To: valid, expired,\n"
+"                          invalid or missing (no reply+ address). Without\n"
+"                          a server key a token cannot be checked: it is\n"
+"                          reported invalid, with a note on stderr.\n"
+"          bounce          null, or {status, hard, recipient} for a bounce\n"
+"                          (from its delivery-status part; null members\n"
+"                          when it has none)\n"
+"          attachments     [{filename, content_type, size}], size decoded\n"
+"\n"
+"          A mail over a limit (25 MiB, MIME nesting deeper than 10, more\n"
+"          than 200 parts, more than 4 MiB of text) is refused with a\n"
+"          message on stderr and no JSON, as the ingester would refuse it.\n"
+"\n"
 "EXIT STATUS\n"
-"    0 the server accepted the mail; 1 it did not; 2 bad command line.\n"
+"    test: 0 the server accepted the mail; 1 it did not.\n"
+"    inspect: 0 the mail was parsed (whatever it is); 1 it was refused or\n"
+"    could not be read.\n"
+"    Both: 2 bad command line.\n"
 "\n"
 "EXAMPLES\n"
-"    posternctl mail test frontdesk@riverside.example\n";
+"    posternctl mail test frontdesk@riverside.example\n"
+"    posternctl mail inspect quarantined-17.eml | jq .reason\n"
+"    posternctl mail inspect - <reply.eml\n";
 
 static const char *
 stage_name(enum smtp_stage s)
@@ -155,11 +200,281 @@ out:
 	return ret;
 }
 
+/* ---- mail inspect ---------------------------------------------------- */
+
+/* s as a JSON string (or null). s is valid UTF-8 (mailer/parse.h
+ * promises it); controls, quotes, backslashes and U+2028/2029 are
+ * escaped. */
+static void
+json_str(FILE *f, const char *s, size_t n)
+{
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			fputc('\\', f);
+			fputc(c, f);
+		} else if (c == '\n') {
+			fputs("\\n", f);
+		} else if (c == '\t') {
+			fputs("\\t", f);
+		} else if (c == '\r') {
+			fputs("\\r", f);
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "\\u%04x", c);
+		} else if (c == 0xe2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+		    ((unsigned char)s[i + 2] == 0xa8 ||
+		    (unsigned char)s[i + 2] == 0xa9)) {
+			fprintf(f, "\\u%04x", (unsigned char)s[i + 2] == 0xa8 ?
+			    0x2028 : 0x2029);
+			i += 2;
+		} else {
+			fputc(c, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void
+json_cstr(FILE *f, const char *s)
+{
+	json_str(f, s, s ? strlen(s) : 0);
+}
+
+/* Status of the best reply token among the addresses of one header value
+ * (comma-separated, commas in quotes or <> skipped). */
+static enum token_status
+token_in_value(const char *v, const char *domain, const struct token_key *key,
+    size_t nkeys, int64_t now, bool *seen_r)
+{
+	enum token_status best = TOKEN_MISSING;
+	static const int rank[] = { [TOKEN_VALID] = 3, [TOKEN_EXPIRED] = 2,
+		[TOKEN_INVALID] = 1, [TOKEN_MISSING] = 0 };
+	size_t n = strnlen(v, LIMIT_MAIL_ADDRESS_SCAN * 16);
+
+	for (size_t i = 0; i < n;) {
+		size_t e = i;
+		bool q = false;
+		int angle = 0;
+		char addr[LIMIT_MAIL_ADDRESS_SCAN];
+		char tok[TOKEN_SIZE];
+		enum token_kind kind;
+		enum token_status st = TOKEN_MISSING;
+		int r;
+
+		for (; e < n; e++) {
+			if (v[e] == '\\' && q && e + 1 < n)
+				e++;
+			else if (v[e] == '"')
+				q = !q;
+			else if (!q && v[e] == '<')
+				angle++;
+			else if (!q && v[e] == '>' && angle > 0)
+				angle--;
+			else if (!q && angle == 0 && v[e] == ',')
+				break;
+		}
+		if (e - i < sizeof addr) {
+			memcpy(addr, v + i, e - i);
+			addr[e - i] = '\0';
+			r = token_from_address(addr, domain, &kind, tok);
+			if (r != 0 && kind == TOKEN_REPLY) {
+				struct token_info info;
+
+				*seen_r = true;
+				st = r < 0 || nkeys == 0 ? TOKEN_INVALID :
+				    token_parse_verify(tok, now, key, nkeys, &info,
+				    NULL);
+			}
+		}
+		if (rank[st] > rank[best])
+			best = st;
+		i = e + 1;
+	}
+	return best;
+}
+
+static const char *
+token_status_name(enum token_status st)
+{
+	switch (st) {
+	case TOKEN_VALID: return "valid";
+	case TOKEN_INVALID: return "invalid";
+	case TOKEN_EXPIRED: return "expired";
+	case TOKEN_MISSING: return "missing";
+	}
+	return "invalid";
+}
+
+static int
+mail_inspect(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const int rank[] = { [TOKEN_VALID] = 3, [TOKEN_EXPIRED] = 2,
+		[TOKEN_INVALID] = 1, [TOKEN_MISSING] = 0 };
+	const struct cfg *cfg;
+	struct parsed_mail *pm = NULL;
+	struct classify_headers h;
+	struct classify_result cr;
+	struct classify_dsn dsn;
+	struct trim_result tr;
+	struct token_key key = { 0 };
+	struct err err = { 0 };
+	struct buf raw;
+	const char *rcpt[4], *self[1], *path;
+	enum token_status tst = TOKEN_MISSING;
+	bool have_dsn = false, seen_token = false;
+	FILE *in;
+	int c, ret = CTL_FAIL;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h': fputs(mail_help, stdout); return CTL_OK;
+		default: return ctl_bad_option("mail inspect", c, argv);
+		}
+	}
+	if (argc - optind != 1)
+		return ctl_usage("mail inspect", "give exactly one FILE (or -)");
+	path = argv[optind];
+	cfg = ctl_cfg(ctl);
+	buf_init(&raw, LIMIT_MAIL_SIZE);
+	in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (in == NULL) {
+		ret = ctl_fail("mail inspect: %s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		char chunk[65536];
+		size_t n = fread(chunk, 1, sizeof chunk, in);
+
+		if (n > 0 && buf_add(&raw, chunk, n) < 0) {
+			ret = ctl_fail("mail inspect: %s: refused: message over "
+			    "%d bytes", path, LIMIT_MAIL_SIZE);
+			break;
+		}
+		if (n < sizeof chunk) {
+			if (ferror(in))
+				ret = ctl_fail("mail inspect: %s: read error",
+				    path);
+			else
+				ret = CTL_OK;
+			break;
+		}
+	}
+	if (in != stdin)
+		fclose(in);
+	if (ret != CTL_OK)
+		goto out;
+	ret = CTL_FAIL;
+	if (parse_mail(buf_str(&raw), raw.len, &pm, &err) < 0) {
+		ret = ctl_fail("mail inspect: %s: refused: %s", path, err.msg);
+		goto out;
+	}
+
+	parse_classify_headers(pm, &h, rcpt);
+	if (cfg->mail.bounce_domain[0] != '\0')
+		h.bounce_domain = cfg->mail.bounce_domain;
+	self[0] = cfg->mail.from_address;
+	h.self = self;
+	h.nself = 1;
+	classify_mail(&h, &cr);
+
+	if (pm->dsn != NULL) {
+		struct err derr;
+
+		have_dsn = classify_dsn_parse(pm->dsn, pm->dsn_len, &dsn,
+		    &derr) == 1;
+	}
+	if (trim_reply(pm->text, pm->text_len, &tr, &err) < 0)
+		fprintf(stderr, "posternctl: mail inspect: not trimmed: %s\n",
+		    err.msg);
+
+	if (cfg->security.server_key_set)
+		token_key_init(&key, OUTBOX_KEY_ID, TOKEN_REPLY,
+		    cfg->security.server_key);
+	for (size_t i = 0; i < 4; i++) {
+		enum token_status st;
+
+		if (rcpt[i] == NULL)
+			continue;
+		st = token_in_value(rcpt[i], cfg->mail.reply_domain[0] != '\0' ?
+		    cfg->mail.reply_domain : NULL, &key,
+		    cfg->security.server_key_set ? 1 : 0, (int64_t)time(NULL),
+		    &seen_token);
+		if (rank[st] > rank[tst])
+			tst = st;
+	}
+	sodium_memzero(&key, sizeof key);
+	if (seen_token && !cfg->security.server_key_set)
+		fprintf(stderr, "posternctl: mail inspect: no server key "
+		    "configured: the reply token cannot be checked and is "
+		    "reported invalid\n");
+
+	fputs("{\"classification\":", stdout);
+	json_cstr(stdout, classify_kind_name(cr.kind));
+	fputs(",\"reason\":", stdout);
+	json_cstr(stdout, cr.reason);
+	fputs(",\"from\":", stdout);
+	json_cstr(stdout, pm->from);
+	fputs(",\"to\":", stdout);
+	json_cstr(stdout, pm->to);
+	fputs(",\"subject\":", stdout);
+	json_cstr(stdout, pm->subject);
+	fputs(",\"message_id\":", stdout);
+	json_cstr(stdout, pm->message_id);
+	fputs(",\"reply\":", stdout);
+	json_str(stdout, pm->text + tr.reply_off, tr.reply_len);
+	fputs(",\"elided\":", stdout);
+	json_str(stdout, pm->text + tr.elided_off, tr.elided_len);
+	printf(",\"confidence\":\"%s\"", tr.confidence == TRIM_HIGH ? "high" :
+	    "low");
+	printf(",\"token\":\"%s\"", token_status_name(tst));
+	fputs(",\"bounce\":", stdout);
+	if (cr.kind != CLASSIFY_BOUNCE) {
+		fputs("null", stdout);
+	} else {
+		fputs("{\"status\":", stdout);
+		json_cstr(stdout, have_dsn && dsn.status[0] ? dsn.status : NULL);
+		printf(",\"hard\":%s", have_dsn && dsn.hard ? "true" : "false");
+		fputs(",\"recipient\":", stdout);
+		json_cstr(stdout, have_dsn && dsn.recipient[0] ? dsn.recipient :
+		    NULL);
+		fputc('}', stdout);
+	}
+	fputs(",\"attachments\":[", stdout);
+	for (size_t i = 0; i < pm->natt; i++) {
+		fputs(i ? ",{\"filename\":" : "{\"filename\":", stdout);
+		json_cstr(stdout, pm->att[i].filename);
+		fputs(",\"content_type\":", stdout);
+		json_cstr(stdout, pm->att[i].content_type);
+		printf(",\"size\":%zu}", pm->att[i].size);
+	}
+	fputs("]}\n", stdout);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		ret = ctl_fail("mail inspect: writing the result failed");
+	else
+		ret = CTL_OK;
+out:
+	parsed_mail_free(&pm);
+	buf_fini(&raw);
+	return ret;
+}
+
 int
 cmd_mail(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct ctl_sub subs[] = {
 		{ "test", mail_test },
+		{ "inspect", mail_inspect },
 	};
 	return ctl_dispatch(ctl, "mail", mail_help, subs,
 	    sizeof subs / sizeof subs[0], argc, argv);

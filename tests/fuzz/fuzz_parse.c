@@ -1,0 +1,113 @@
+/* tests/fuzz/fuzz_parse.c: the inbound path on arbitrary bytes, as the
+ * ingester and `posternctl mail inspect` run it: parse_mail (libetpan
+ * under our caps, RFC 2047, charsets, HTML→text), then classify_mail,
+ * classify_dsn_parse and trim_reply on what it produced. Never crashes,
+ * hangs or leaks; a refusal is an error with a message and no result; a
+ * result keeps parse.h's promise: every string valid UTF-8 without NUL.
+ * Inputs over 1 MiB are skipped so one run stays well inside -timeout
+ * (the caps are tested on big inputs in tests/unit/test_parse.c).
+ * Seeds in corpus/parse/ are small whole messages. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailer/classify.h"
+#include "mailer/parse.h"
+#include "mailer/trim.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool
+utf8_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		size_t len;
+		uint32_t cp;
+
+		if (p[i] == 0)
+			return false;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		} else if (p[i] >= 0xc2 && p[i] <= 0xdf) {
+			len = 2, cp = p[i] & 0x1f;
+		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
+			len = 3, cp = p[i] & 0x0f;
+		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
+			len = 4, cp = p[i] & 0x07;
+		} else {
+			return false;
+		}
+		if (i + len > n)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static void
+check_str(const char *s)
+{
+	if (s != NULL && !utf8_ok(s, strlen(s)))
+		abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct parsed_mail *pm = NULL;
+	struct classify_headers h;
+	struct classify_result cr;
+	struct classify_dsn dsn;
+	struct trim_result tr;
+	const char *rcpt[4];
+	struct err err = { 0 };
+
+	if (size > 1024 * 1024)
+		return 0;
+	if (parse_mail((const char *)data, size, &pm, &err) < 0) {
+		if (pm != NULL || err.msg[0] == '\0' || err.temp)
+			abort();
+		return 0;
+	}
+	check_str(pm->from), check_str(pm->to), check_str(pm->cc);
+	check_str(pm->subject), check_str(pm->message_id);
+	check_str(pm->delivered_to), check_str(pm->return_path);
+	check_str(pm->content_type), check_str(pm->references);
+	if (pm->text == NULL || strlen(pm->text) != pm->text_len ||
+	    !utf8_ok(pm->text, pm->text_len))
+		abort();
+	if (pm->dsn != NULL && (strlen(pm->dsn) != pm->dsn_len ||
+	    !utf8_ok(pm->dsn, pm->dsn_len)))
+		abort();
+	for (size_t i = 0; i < pm->natt; i++)
+		check_str(pm->att[i].filename), check_str(pm->att[i].content_type);
+	if (pm->nparts > 200 || pm->depth > 10)
+		abort();
+
+	parse_classify_headers(pm, &h, rcpt);
+	classify_mail(&h, &cr);
+	if (cr.reason[0] == '\0')
+		abort();
+	if (pm->dsn != NULL &&
+	    classify_dsn_parse(pm->dsn, pm->dsn_len, &dsn, &err) > 1)
+		abort();
+	if (trim_reply(pm->text, pm->text_len, &tr, &err) == 0 &&
+	    (!utf8_ok(pm->text + tr.reply_off, tr.reply_len) ||
+	    !utf8_ok(pm->text + tr.elided_off, tr.elided_len)))
+		abort();
+	parsed_mail_free(&pm);
+	return 0;
+}
