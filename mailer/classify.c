@@ -11,23 +11,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mailer/span.h"
 #include "mailer/token.h"
 
 /* One address of a recipient list, as token_from_address() reads it. */
 #define ADDR_PIECE_MAX 512
 /* A DSN field's value kept while unfolding (longer: marked cut). */
 #define DSN_FIELD_MAX 1024
-
-struct span {
-	const char *p;
-	size_t n;
-};
-
-static char
-lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
-}
 
 static bool
 is_sp(char c)
@@ -55,44 +45,14 @@ value(const char *v)
 }
 
 static bool
-ci_prefix(struct span s, const char *pre)
-{
-	size_t n = strlen(pre);
-
-	if (s.n < n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lower(s.p[i]) != lower(pre[i]))
-			return false;
-	return true;
-}
-
-static bool
-ci_eq(struct span s, const char *w)
-{
-	return s.n == strlen(w) && ci_prefix(s, w);
-}
-
-static bool
 ci_eq_span(struct span a, struct span b)
 {
 	if (a.n != b.n)
 		return false;
 	for (size_t i = 0; i < a.n; i++)
-		if (lower(a.p[i]) != lower(b.p[i]))
+		if (span_lower(a.p[i]) != span_lower(b.p[i]))
 			return false;
 	return true;
-}
-
-static long
-ci_find(struct span s, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	for (size_t i = 0; i + n <= s.n; i++)
-		if (ci_prefix((struct span){ s.p + i, s.n - i }, needle))
-			return (long)i;
-	return -1;
 }
 
 /* The first word of a structured value: up to ';', '(', a blank or a
@@ -149,19 +109,10 @@ local_part(struct span addr)
 }
 
 static bool
-any_prefix(struct span s, const char *const *list)
-{
-	for (; *list != NULL; list++)
-		if (ci_prefix(s, *list))
-			return true;
-	return false;
-}
-
-static bool
 any_eq(struct span s, const char *const *list)
 {
 	for (; *list != NULL; list++)
-		if (ci_eq(s, *list))
+		if (span_ci_eq(s, *list))
 			return true;
 	return false;
 }
@@ -192,9 +143,9 @@ report_type(struct span ct)
 	long at;
 	size_t k;
 
-	if (!ci_eq(t, "multipart/report"))
+	if (!span_ci_eq(t, "multipart/report"))
 		return (struct span){ NULL, 0 };
-	at = ci_find(ct, "report-type");
+	at = span_ci_find(ct, "report-type");
 	if (at < 0)
 		return (struct span){ ct.p, 0 };
 	k = (size_t)at + strlen("report-type");
@@ -348,7 +299,7 @@ decide(const struct classify_headers *h, struct classify_result *r)
 	daemon = local.n > 0 && any_eq(local, daemons);
 
 	v = report_type(value(h->content_type));
-	if (v.p != NULL && ci_eq(v, "delivery-status"))
+	if (v.p != NULL && span_ci_eq(v, "delivery-status"))
 		return result(r, CLASSIFY_BOUNCE,
 		    "delivery status report", (struct span){ "", 0 });
 	if (from_us(h, addr))
@@ -356,15 +307,15 @@ decide(const struct classify_headers *h, struct classify_result *r)
 		    "address", (struct span){ "", 0 });
 	/* RFC 3834 */
 	v = first_word(value(h->auto_submitted));
-	if (v.n > 0 && !ci_eq(v, "no"))
+	if (v.n > 0 && !span_ci_eq(v, "no"))
 		return result(r, CLASSIFY_AUTO_REPLY, "auto-submitted: ", v);
 	v = value(h->x_autoreply);
-	if (v.n > 0 && !ci_eq(v, "no") && !ci_eq(v, "false") &&
-	    !ci_eq(v, "0"))
+	if (v.n > 0 && !span_ci_eq(v, "no") && !span_ci_eq(v, "false") &&
+	    !span_ci_eq(v, "0"))
 		return result(r, CLASSIFY_AUTO_REPLY, "x-autoreply: ", v);
 	v = value(h->x_autorespond);
-	if (v.n > 0 && !ci_eq(v, "no") && !ci_eq(v, "false") &&
-	    !ci_eq(v, "0"))
+	if (v.n > 0 && !span_ci_eq(v, "no") && !span_ci_eq(v, "false") &&
+	    !span_ci_eq(v, "0"))
 		return result(r, CLASSIFY_AUTO_REPLY, "x-autorespond: ", v);
 	v = first_word(value(h->precedence));
 	if (v.n > 0 && any_eq(v, precedences))
@@ -373,7 +324,7 @@ decide(const struct classify_headers *h, struct classify_result *r)
 	if (v.p != NULL)
 		return result(r, CLASSIFY_AUTO_REPLY, "report: ",
 		    v.n ? v : (struct span){ "unknown", 7 });
-	if (subj.n > 0 && any_prefix(subj, ooo))
+	if (subj.n > 0 && span_any_prefix(subj, ooo))
 		return result(r, CLASSIFY_AUTO_REPLY,
 		    "out-of-office subject: ", subj);
 	if (to_bounce_address(h))
@@ -381,7 +332,7 @@ decide(const struct classify_headers *h, struct classify_result *r)
 		    (struct span){ "", 0 });
 	if ((daemon || null_sender(rp)) && subj.n > 0) {
 		for (const char *const *b = bounce_subjects; *b; b++)
-			if (ci_find(subj, *b) >= 0)
+			if (span_ci_find(subj, *b) >= 0)
 				return result(r, CLASSIFY_BOUNCE,
 				    "bounce subject: ", subj);
 	}
@@ -390,7 +341,7 @@ decide(const struct classify_headers *h, struct classify_result *r)
 		    (struct span){ "", 0 });
 	if (daemon)
 		return result(r, CLASSIFY_AUTO_REPLY, "sender: ", local);
-	if (local.n > 0 && (any_prefix(local, noreply)))
+	if (local.n > 0 && (span_any_prefix(local, noreply)))
 		return result(r, CLASSIFY_AUTO_REPLY, "sender: ", local);
 	if (local.n > 0)
 		return result(r, CLASSIFY_REPLY, "no sign of automatic mail",
@@ -475,7 +426,7 @@ dsn_address(struct span v, bool cut, char *out)
 
 		if (c <= 0x20 || c == 0x7f || c == '<' || c == '>')
 			return;
-		out[k++] = lower((char)c);
+		out[k++] = span_lower((char)c);
 	}
 	out[k] = '\0';
 }
@@ -485,13 +436,13 @@ static void
 dsn_field(struct dsn_group *g, struct span name, struct span v, bool cut)
 {
 	v = strip(v);
-	if (ci_eq(name, "final-recipient")) {
+	if (span_ci_eq(name, "final-recipient")) {
 		dsn_address(v, cut, g->d.recipient);
 		g->any = true;
-	} else if (ci_eq(name, "original-recipient")) {
+	} else if (span_ci_eq(name, "original-recipient")) {
 		dsn_address(v, cut, g->d.original_recipient);
 		g->any = true;
-	} else if (ci_eq(name, "status")) {
+	} else if (span_ci_eq(name, "status")) {
 		size_t n;
 
 		if (status_ok(v, &n) && n < sizeof g->d.status) {
@@ -499,16 +450,16 @@ dsn_field(struct dsn_group *g, struct span name, struct span v, bool cut)
 			g->d.status[n] = '\0';
 		}
 		g->any = true;
-	} else if (ci_eq(name, "action")) {
+	} else if (span_ci_eq(name, "action")) {
 		struct span w = first_word(v);
 		size_t n = w.n < sizeof g->d.action - 1 ? w.n :
 		    sizeof g->d.action - 1;
 
 		for (size_t i = 0; i < n; i++)
-			g->d.action[i] = lower(w.p[i]);
+			g->d.action[i] = span_lower(w.p[i]);
 		g->d.action[n] = '\0';
 		g->any = true;
-	} else if (ci_eq(name, "diagnostic-code")) {
+	} else if (span_ci_eq(name, "diagnostic-code")) {
 		const char *semi = memchr(v.p, ';', v.n);
 		size_t n, k = 0;
 
@@ -620,9 +571,9 @@ classify_dsn_parse(const char *text, size_t len, struct classify_dsn *dsn_r,
 
 					/* a second recipient without a blank
 					 * line between */
-					if ((ci_eq(nm, "final-recipient") &&
+					if ((span_ci_eq(nm, "final-recipient") &&
 					    (g.d.recipient[0] || g.d.status[0])) ||
-					    (ci_eq(nm, "original-recipient") &&
+					    (span_ci_eq(nm, "original-recipient") &&
 					    g.d.original_recipient[0]))
 						dsn_close(&g, &best, &best_rank);
 					memcpy(name, line.p, nlen);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "mailer/span.h"
 #include "mailer/template.h"
 
 /* A quote header line longer than this is text, not a header. */
@@ -30,21 +31,10 @@ struct line {
 	size_t len;             /* without the LF and a CR before it */
 };
 
-struct span {
-	const char *p;
-	size_t n;
-};
-
 static bool
 is_ws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-static char
-lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
 }
 
 /* Strips spaces and tabs (and a UTF-8 no-break space) at both ends. */
@@ -100,57 +90,10 @@ blank(struct span s)
 }
 
 static bool
-ci_prefix(struct span s, const char *pre)
-{
-	size_t n = strlen(pre);
-
-	if (s.n < n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lower(s.p[i]) != lower(pre[i]))
-			return false;
-	return true;
-}
-
-static bool
-ci_suffix(struct span s, const char *suf)
-{
-	size_t n = strlen(suf);
-
-	if (s.n < n)
-		return false;
-	return ci_prefix((struct span){ s.p + s.n - n, n }, suf);
-}
-
-/* Offset of needle in s (ASCII case folded), or -1. O(s.n * |needle|). */
-static long
-ci_find(struct span s, const char *needle)
-{
-	size_t n = strlen(needle);
-
-	if (n == 0 || s.n < n)
-		return n == 0 ? 0 : -1;
-	for (size_t i = 0; i + n <= s.n; i++)
-		if (lower(s.p[i]) == lower(needle[0]) &&
-		    ci_prefix((struct span){ s.p + i, s.n - i }, needle))
-			return (long)i;
-	return -1;
-}
-
-static bool
-any_prefix(struct span s, const char *const *list)
-{
-	for (; *list != NULL; list++)
-		if (ci_prefix(s, *list))
-			return true;
-	return false;
-}
-
-static bool
 any_suffix(struct span s, const char *const *list)
 {
 	for (; *list != NULL; list++)
-		if (ci_suffix(s, *list))
+		if (span_ci_suffix(s, *list))
 			return true;
 	return false;
 }
@@ -180,7 +123,7 @@ separator_at(const struct scan *sc, size_t i)
 	size_t an, w = 0, cut;
 	long at;
 
-	if (ci_find(a, mark) >= 0)
+	if (span_ci_find(a, mark) >= 0)
 		return true;
 	if (i + 1 >= sc->n || a.n == 0)
 		return false;
@@ -193,7 +136,7 @@ separator_at(const struct scan *sc, size_t i)
 	win[w++] = ' ';
 	for (size_t k = 0; k < b.n && k < sizeof mark - 1; k++)
 		win[w++] = b.p[k];
-	at = ci_find((struct span){ win, w }, mark);
+	at = span_ci_find((struct span){ win, w }, mark);
 	/* It must start on line i and end on line i + 1. */
 	return at >= 0 && (size_t)at < cut &&
 	    (size_t)at + sizeof mark - 1 > cut + 1;
@@ -229,10 +172,10 @@ static bool
 has_verb(struct span s)
 {
 	for (const char *const *v = attr_verb; *v != NULL; v++)
-		if (ci_find(s, *v) >= 0)
+		if (span_ci_find(s, *v) >= 0)
 			return true;
 	/* "…schrieb:" at the very end, "Ann Lee schrieb:" */
-	return ci_suffix(s, " schrieb:") || ci_suffix(s, " schreef:");
+	return span_ci_suffix(s, " schrieb:") || span_ci_suffix(s, " schreef:");
 }
 
 /* A quote header starting on line i: returns its number of lines, or 0. */
@@ -244,7 +187,7 @@ attribution_at(const struct scan *sc, size_t i)
 
 	if (s.n == 0 || s.n > HEADER_LINE_MAX || is_quoted(s))
 		return 0;
-	if (any_prefix(s, attr_open)) {
+	if (span_any_prefix(s, attr_open)) {
 		bool dated = false;   /* a date, time or address: a digit or @ */
 
 		for (size_t k = 0; k < ATTRIBUTION_LINES && i + k < sc->n;
@@ -258,8 +201,8 @@ attribution_at(const struct scan *sc, size_t i)
 				dated = (t.p[j] >= '0' && t.p[j] <= '9') ||
 				    t.p[j] == '@';
 			verb = verb || has_verb(t) || (k > 0 &&
-			    (ci_prefix(t, "schrieb ") ||
-			    ci_prefix(t, "schreef ")));
+			    (span_ci_prefix(t, "schrieb ") ||
+			    span_ci_prefix(t, "schreef ")));
 			if (attr_closes(t, verb))
 				return dated ? k + 1 : 0;
 		}
@@ -267,8 +210,8 @@ attribution_at(const struct scan *sc, size_t i)
 	}
 	/* "Ann Lee wrote:" (Thunderbird, older clients): only when ">"
 	 * lines follow. */
-	if (any_suffix(s, attr_close) || ci_suffix(s, " schrieb:") ||
-	    ci_suffix(s, " schreef:")) {
+	if (any_suffix(s, attr_close) || span_ci_suffix(s, " schrieb:") ||
+	    span_ci_suffix(s, " schreef:")) {
 		for (size_t k = i + 1; k < sc->n; k++) {
 			struct span t = line_at(sc, k);
 
@@ -335,7 +278,7 @@ header_key(struct span s)
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		size_t n = strlen(keys[i].name);
 
-		if (n == end - k && ci_prefix((struct span){ s.p + k, n },
+		if (n == end - k && span_ci_prefix((struct span){ s.p + k, n },
 		    keys[i].name))
 			return keys[i].key;
 	}
@@ -387,10 +330,10 @@ original_at(const struct scan *sc, size_t i)
 		if (k == s.n)
 			return true;
 	}
-	if (s.n < 3 || s.n > HEADER_LINE_MAX || !ci_prefix(s, "--"))
+	if (s.n < 3 || s.n > HEADER_LINE_MAX || !span_ci_prefix(s, "--"))
 		return false;
 	for (const char *const *n = names; *n != NULL; n++)
-		if (ci_find(s, *n) >= 0)
+		if (span_ci_find(s, *n) >= 0)
 			return true;
 	return false;
 }
@@ -423,7 +366,7 @@ mobile_at(const struct scan *sc, size_t i)
 	};
 	struct span s = strip(line_at(sc, i));
 
-	return s.n > 0 && s.n <= MOBILE_LINE_MAX && any_prefix(s, sigs);
+	return s.n > 0 && s.n <= MOBILE_LINE_MAX && span_any_prefix(s, sigs);
 }
 
 /* A header or separator at the top with the answer below the ">" quote:
