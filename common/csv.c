@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "common/utf8.h"
 
 #define CHUNK (64 * 1024)
 
@@ -178,48 +179,6 @@ skip_bom(struct csv_reader *r)
 	}
 }
 
-/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
-bool
-csv_utf8_valid(const void *p, size_t n)
-{
-	const unsigned char *s = p;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			k = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i - 1 < k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 /* Parsing state of one record. */
 struct rec_state {
 	size_t raw;            /* raw bytes of the record, line break excluded */
@@ -260,7 +219,7 @@ end_field(struct csv_reader *r, struct rec_state *st)
 		problem(st, "more than %zu fields", r->lim.max_fields);
 		return;
 	}
-	if (!st->bad && !csv_utf8_valid(r->data + start,
+	if (!st->bad && !utf8_valid(r->data + start,
 	                    st->used - start))
 		problem(st, "invalid UTF-8 in field %zu", st->nf + 1);
 	if (st->bad)

@@ -67,9 +67,5 @@ bool csv_reader_failed(const struct csv_reader *r);
 /* Bytes consumed so far (BOM included), for progress lines. */
 size_t csv_reader_offset(const struct csv_reader *r);
 
-/* Strict UTF-8 check (the one the reader applies to each field), also for
- * text that reaches an import by other ways, such as command-line
- * arguments. */
-bool csv_utf8_valid(const void *s, size_t n);
 
 #endif

@@ -1,39 +1,9 @@
 /* common/html.c: HTML escaping with UTF-8 validation. */
 #include "common/html.h"
+#include "common/utf8.h"
 
 #include <stdint.h>
 #include <string.h>
-
-/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2; cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3; cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4; cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 ||
-	    cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 int
 html_escape(struct buf *b, const char *s, size_t len)
@@ -65,7 +35,7 @@ html_escape(struct buf *b, const char *s, size_t len)
 		default:
 			if (p[i] < 0x20 || p[i] == 0x7f) {
 				rep = "\xef\xbf\xbd";
-			} else if ((ul = utf8_len(p + i, len - i)) == 0) {
+			} else if ((ul = utf8_seq(p + i, len - i, NULL)) == 0) {
 				rep = "\xef\xbf\xbd";
 				ul = 1;
 			}

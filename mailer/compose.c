@@ -18,6 +18,7 @@
 #include "common/csv.h"
 #include "common/email.h"
 #include "common/mem.h"
+#include "common/utf8.h"
 
 #define LINE_SOFT 78            /* fold header lines here when we can */
 #define QP_MAX 76               /* RFC 2045 6.7: with the soft-break '=' */
@@ -114,7 +115,7 @@ check_text(const char *what, const char *s, size_t max, bool ascii_only,
 	if (n > max)
 		return err_set(err, false, "%s: longer than %zu bytes", what,
 		    max);
-	if (!csv_utf8_valid(s, n))
+	if (!utf8_valid(s, n))
 		return err_set(err, false, "%s: invalid UTF-8", what);
 	return 0;
 }
@@ -394,9 +395,9 @@ check_mail(const struct compose_mail *m, struct checked *c, struct err *err)
 			return -1;
 	if (m->text == NULL)
 		return err_set(err, false, "text body: missing");
-	if (!csv_utf8_valid(m->text, strlen(m->text)))
+	if (!utf8_valid(m->text, strlen(m->text)))
 		return err_set(err, false, "text body: invalid UTF-8");
-	if (m->html != NULL && !csv_utf8_valid(m->html, strlen(m->html)))
+	if (m->html != NULL && !utf8_valid(m->html, strlen(m->html)))
 		return err_set(err, false, "HTML body: invalid UTF-8");
 	if (m->n_attachments > LIMIT_MAIL_ATTACHMENTS)
 		return err_set(err, false, "more than %d attachments",

@@ -18,44 +18,10 @@
 
 #include "common/buf.h"
 #include "common/mem.h"
+#include "common/utf8.h"
 
 
 /* ---- UTF-8 ------------------------------------------------------------ */
-
-/* Length of the valid UTF-8 sequence at p[0..n), 0 when invalid. *cp_r
- * gets the code point. */
-static size_t
-utf8_seq(const unsigned char *p, size_t n, uint32_t *cp_r)
-{
-	unsigned char c = p[0];
-	size_t len;
-	uint32_t cp;
-
-	if (c < 0x80) {
-		*cp_r = c;
-		return 1;
-	} else if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3, cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t k = 1; k < len; k++) {
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[k] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*cp_r = cp;
-	return len;
-}
 
 /* -1: invalid; 0: ASCII only; 1: valid with multi-byte sequences. */
 static int

@@ -20,6 +20,7 @@
 #include "common/csv.h"
 #include "common/html.h"
 #include "common/mem.h"
+#include "common/utf8.h"
 
 #define VAR_NAME_MAX 32
 
@@ -390,7 +391,7 @@ check_source(const char *file, char *src, size_t *len_r, struct err *err)
 	size_t n = *len_r, j = 0;
 	unsigned line = 1;
 
-	if (!csv_utf8_valid(src, n))
+	if (!utf8_valid(src, n))
 		return err_set(err, false, "%s: invalid UTF-8", file);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)src[i];
@@ -600,7 +601,7 @@ check_value(const char *name, enum var_type type, const char *v,
 		return err_set(err, false, "variable %s: longer than %d bytes",
 		    name, type == VAR_URL ? LIMIT_TEMPLATE_URL :
 		    LIMIT_TEMPLATE_VALUE);
-	if (!csv_utf8_valid(v, n))
+	if (!utf8_valid(v, n))
 		return err_set(err, false, "variable %s: invalid UTF-8", name);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)v[i];

@@ -26,6 +26,7 @@
 #include "common/limits.h"
 #include "common/mem.h"
 #include "worker/ctl.h"
+#include "common/utf8.h"
 
 #define PROGRESS_EVERY 10000
 
@@ -390,7 +391,7 @@ name_clean(const char *in, char *out, size_t size, struct err *err)
 	if (n + 1 > size)
 		return err_set(err, false, "name longer than %zu bytes",
 		    size - 1);
-	if (!csv_utf8_valid(in, n))
+	if (!utf8_valid(in, n))
 		return err_set(err, false, "name is not valid UTF-8");
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)in[i];

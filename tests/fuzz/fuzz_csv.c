@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/csv.h"
+#include "common/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < rec.nfields; i++) {
 			if (strlen(rec.field[i]) != rec.len[i])
 				abort();          /* fields are NUL-free and terminated */
-			if (!csv_utf8_valid(rec.field[i], rec.len[i]))
+			if (!utf8_valid(rec.field[i], rec.len[i]))
 				abort();
 			total += rec.len[i];
 		}

@@ -7,6 +7,7 @@
 
 #include "common/csv.h"
 #include "common/html.h"
+#include "common/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();                 /* 8x is the worst case, never over */
 	if (strpbrk(buf_str(&b), "<>\"'") != NULL || b.len != strlen(buf_str(&b)))
 		abort();
-	if (!csv_utf8_valid(b.data != NULL ? b.data : "", b.len))
+	if (!utf8_valid(b.data != NULL ? b.data : "", b.len))
 		abort();
 	buf_fini(&b);
 	return 0;

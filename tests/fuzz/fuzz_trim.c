@@ -17,6 +17,7 @@
 
 #include "mailer/classify.h"
 #include "mailer/trim.h"
+#include "common/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,44 +27,6 @@ ws_only(const char *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
 			return false;
-	return true;
-}
-
-/* Strict UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
-static bool
-utf8_ok(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			len = 2, cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3, cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4, cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (i + len > n)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
 	return true;
 }
 
@@ -97,9 +60,9 @@ check_trim(const char *in, size_t len)
 		abort();
 	if (r.confidence != TRIM_LOW && r.confidence != TRIM_HIGH)
 		abort();
-	if (utf8_ok((const unsigned char *)in, len) &&
-	    (!utf8_ok((const unsigned char *)in + r.reply_off, r.reply_len) ||
-	    !utf8_ok((const unsigned char *)in + r.elided_off, r.elided_len)))
+	if (utf8_valid((const unsigned char *)in, len) &&
+	    (!utf8_valid((const unsigned char *)in + r.reply_off, r.reply_len) ||
+	    !utf8_valid((const unsigned char *)in + r.elided_off, r.elided_len)))
 		abort();
 	/* deterministic */
 	{

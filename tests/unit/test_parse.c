@@ -18,6 +18,7 @@
 #include "common/buf.h"
 #include "mailer/classify.h"
 #include "mailer/parse.h"
+#include "common/utf8.h"
 
 #define HDR "From: Sam Park <sam@example.test>\nTo: reply@oak.test\n" \
 	"Message-ID: <m1@example.test>\nMIME-Version: 1.0\n"
@@ -165,42 +166,11 @@ static const struct pcase pcases[] = {
 	  NULL, NULL, 0, NULL, NULL },
 };
 
+/* Valid UTF-8 and no NUL byte. */
 static bool
 utf8_ok(const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; i < n;) {
-		size_t len;
-		uint32_t cp;
-
-		if (p[i] == 0)
-			return false;
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		} else if (p[i] >= 0xc2 && p[i] <= 0xdf) {
-			len = 2, cp = p[i] & 0x1f;
-		} else if (p[i] >= 0xe0 && p[i] <= 0xef) {
-			len = 3, cp = p[i] & 0x0f;
-		} else if (p[i] >= 0xf0 && p[i] <= 0xf4) {
-			len = 4, cp = p[i] & 0x07;
-		} else {
-			return false;
-		}
-		if (i + len > n)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
+	return utf8_valid(s, n) && memchr(s, 0, n) == NULL;
 }
 
 static void
