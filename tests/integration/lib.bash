@@ -93,3 +93,18 @@ free_port() {  # free_port FROM: the first port from FROM nobody listens on
 	while { exec 3<>"/dev/tcp/127.0.0.1/$p"; } 2>/dev/null; do exec 3>&-; p=$((p + 1)); done
 	echo "$p"
 }
+
+# start_smtp_peer DIR: the scripted SMTP peer (tests/integration/smtp_peer.py,
+# on Debian's python3-aiosmtpd) on a free port, its files in DIR; sets
+# peer_port and appends its pid to the caller's pids array. When it cannot
+# start, that is a failed check and the script ends.
+start_smtp_peer() {
+	local py=/usr/bin/python3
+	"$py" -c 'import aiosmtpd' 2>/dev/null ||
+		{ not_ok "python3-aiosmtpd is installed (make deps)"; finish; }
+	"$py" "$top/tests/integration/smtp_peer.py" "$1/port" "$1/peer.log" 2>"$1/peer.err" &
+	pids+=($!)
+	wait_for 15 test -s "$1/port" ||
+		{ not_ok "the scripted peer starts" "$(cat "$1/peer.err")"; finish; }
+	peer_port=$(cat "$1/port")
+}

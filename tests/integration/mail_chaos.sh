@@ -6,10 +6,7 @@
 # the row said sent) carries the same Message-ID both times.
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
-py=/usr/bin/python3
 N=${MAIL_CHAOS_N:-2000}
-"$py" -c 'import aiosmtpd' 2>/dev/null ||
-	{ not_ok "python3-aiosmtpd is installed (make deps)"; finish; }
 
 fresh_db mail_chaos_t
 "$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
@@ -25,14 +22,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$py" "$top/tests/integration/smtp_peer.py" "$logs/port" "$logs/peer.log" 2>"$logs/peer.err" &
-pids+=($!)
-wait_for 15 test -s "$logs/port" || { not_ok "the scripted peer starts" "$(cat "$logs/peer.err")"; finish; }
+start_smtp_peer "$logs"
 conf=$logs/worker.conf
 (umask 077
  { cat "$CONF"
    printf '[worker]\nthreads = 4\nbatch = 8\npoll_ms = 100\nlease_s = 2\nmaintenance_s = 1\nretry_base_ms = 50\nretry_max_s = 1\ngrace_s = 1\n'
-   printf '[smtp]\nurl = smtp://127.0.0.1:%s\ntls = none\ntimeout_s = 5\n' "$(cat "$logs/port")"
+   printf '[smtp]\nurl = smtp://127.0.0.1:%s\ntls = none\ntimeout_s = 5\n' "$peer_port"
    printf '[mail]\nreply_domain = practice.test\nbounce_domain = practice.test\n'
  } >"$conf")
 "$ctl" -q -c "$CONF" practice add --name "Chaos Clinic" --slug chaos \

@@ -13,9 +13,6 @@
 # sends that succeed reuse one connection per runner thread.
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
-py=/usr/bin/python3
-"$py" -c 'import aiosmtpd' 2>/dev/null ||
-	{ not_ok "python3-aiosmtpd is installed (make deps)"; finish; }
 
 fresh_db smtp_faults_t
 "$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
@@ -31,10 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$py" "$top/tests/integration/smtp_peer.py" "$logs/port" "$logs/peer.log" 2>"$logs/peer.err" &
-pids+=($!)
-wait_for 15 test -s "$logs/port" || { not_ok "the scripted peer starts" "$(cat "$logs/peer.err")"; finish; }
-port=$(cat "$logs/port")
+start_smtp_peer "$logs"
+port=$peer_port
 conf=$logs/worker.conf
 (umask 077
  { cat "$CONF"
