@@ -11,6 +11,9 @@
 #    with -fsanitize=address,undefined), against the same stack.
 # 4. a short run of every libFuzzer target of FUZZ_BUILD (FUZZ_SECONDS each,
 #    default 10).
+# TESTS="name …" (environment) runs only the suites whose names contain one
+# of the words, e.g. TESTS="mail_out test_trim" (for development; make test
+# runs everything).
 # Everything started is stopped on exit, pass or fail. The last line is
 # "N passed, N failed". Logs of failed suites are printed; all logs stay in
 # the temp dir when anything failed (its path is printed).
@@ -72,9 +75,19 @@ count() {
 	fi
 }
 
+selected() {   # name: is it among $TESTS (or is $TESTS empty)?
+	local w
+	[ -z "${TESTS:-}" ] && return 0
+	for w in $TESTS; do
+		case $1 in *"$w"*) return 0 ;; esac
+	done
+	return 1
+}
+
 run_suite() {   # name timeout_s command...
 	local name=$1 limit=$2; shift 2
 	local log="$tmp/logs/${name//\//_}.log" t0 rc
+	selected "$name" || return 0
 	t0=$(now)
 	timeout -k 5 "$limit" "$@" >"$log" 2>&1 </dev/null
 	rc=$?
