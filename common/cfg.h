@@ -43,6 +43,10 @@ struct cfg {
 		int connection_limit;
 		int per_ip_connection_limit;
 		int connection_timeout_s;
+		int session_hours;     /* a sign-in lasts this long */
+		int login_per_address_hour; /* sign-in mails per address and hour */
+		int login_per_ip_hour; /* sign-in requests per client IP and hour */
+		char *trusted_proxy;   /* believe its X-Forwarded-For; "": none */
 	} httpd;
 	struct {
 		int threads;

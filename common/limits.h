@@ -90,6 +90,13 @@
 #define LIMIT_HTTP_TIMEOUT_S 30
 #define LIMIT_HTTP_CONN_MEMORY (64 * 1024)
 #define LIMIT_FORM_BODY (64 * 1024)
+#define LIMIT_FORM_FIELDS 32                /* name=value pairs in one form */
+#define LIMIT_COOKIE_HEADER 4096            /* longer Cookie headers are ignored */
+#define LIMIT_USER_AGENT 512                /* bytes kept with a session (schema: 512) */
+
+/* Sign-in (httpd/signin.c). The schema allows 10 code attempts as a
+ * backstop; the application stops at this many wrong codes per token. */
+#define LIMIT_LOGIN_CODE_ATTEMPTS 5
 
 /* Shutdown. */
 #define LIMIT_GRACE_S 30
