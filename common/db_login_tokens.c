@@ -2,6 +2,7 @@
  * db_login_tokens.h). */
 #include "common/db_login_tokens.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +137,128 @@ db_login_tokens_insert(struct db *db, const struct db_login_subject *s,
 	    6, params, PGRES_TUPLES_OK, &res, err) < 0)
 		goto out;
 	ret = db_get_i64(res, 0, 0, id_r, err);
+out:
+	PQclear(res);
+	return ret;
+}
+
+/* The subject columns of a RETURNING: staff_user_id, patient_id. */
+static int
+get_subject(PGresult *res, int64_t *staff_r, int64_t *patient_r,
+    struct err *err)
+{
+	*staff_r = 0;
+	*patient_r = 0;
+	if (!PQgetisnull(res, 0, 0))
+		return db_get_i64(res, 0, 0, staff_r, err);
+	return db_get_i64(res, 0, 1, patient_r, err);
+}
+
+int
+db_login_tokens_consume(struct db *db,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], int64_t *staff_r,
+    int64_t *patient_r, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE login_tokens SET used_at = now()"
+	    " WHERE token_hash = decode($1, 'hex') AND used_at IS NULL"
+	    " AND expires_at > now() AND purpose = 'login'"  /* check and spend */
+	    " RETURNING staff_user_id, patient_id";
+	char th[CRYPTO_HASH_BYTES * 2 + 1];
+	const char *params[] = { th };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	crypto_hex(token_hash, CRYPTO_HASH_BYTES, th);
+	if (db_query(db, sql, 1, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) == 1)
+		ret = get_subject(res, staff_r, patient_r, err) < 0 ? -1 : 1;
+out:
+	PQclear(res);
+	return ret;
+}
+
+int
+db_login_tokens_consume_id(struct db *db, int64_t id, int64_t *staff_r,
+    int64_t *patient_r, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE login_tokens SET used_at = now()"
+	    " WHERE id = $1::bigint AND used_at IS NULL"
+	    " AND expires_at > now() AND purpose = 'login'"
+	    " RETURNING staff_user_id, patient_id";
+	char ids[24];
+	const char *params[] = { ids };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	if (db_query(db, sql, 1, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) == 1)
+		ret = get_subject(res, staff_r, patient_r, err) < 0 ? -1 : 1;
+out:
+	PQclear(res);
+	return ret;
+}
+
+int
+db_login_tokens_code_attempt(struct db *db, const char *email,
+    int max_attempts, int64_t *id_r, uint8_t code_hash_r[CRYPTO_HASH_BYTES],
+    bool *locked_r, struct err *err)
+{
+	/* The UPDATE re-checks code_attempts < $2 on the row it locks, so
+	 * concurrent attempts cannot pass the cap together. $1 is inferred
+	 * as citext from the columns. */
+	static const char sql[] =
+	    "WITH latest AS ("
+	    " SELECT id FROM ("
+	    "  SELECT lt.id FROM login_tokens lt"
+	    "   JOIN staff_users s ON s.id = lt.staff_user_id"
+	    "   WHERE s.email = $1 AND lt.purpose = 'login'"
+	    "   AND lt.used_at IS NULL AND lt.expires_at > now()"
+	    "   AND lt.code_hash IS NOT NULL"
+	    "  UNION ALL"
+	    "  SELECT lt.id FROM login_tokens lt"
+	    "   JOIN patients p ON p.id = lt.patient_id"
+	    "   WHERE p.email = $1 AND lt.purpose = 'login'"
+	    "   AND lt.used_at IS NULL AND lt.expires_at > now()"
+	    "   AND lt.code_hash IS NOT NULL"
+	    " ) x ORDER BY id DESC LIMIT 1"
+	    "), upd AS ("
+	    " UPDATE login_tokens t SET code_attempts = t.code_attempts + 1"
+	    "  FROM latest WHERE t.id = latest.id"
+	    "  AND t.code_attempts < $2::int"
+	    "  RETURNING t.id, encode(t.code_hash, 'hex') AS h"
+	    ") SELECT latest.id, upd.h FROM latest LEFT JOIN upd USING (id)";
+	char max[16];
+	const char *params[] = { email, max };
+	PGresult *res = NULL;
+	const char *h;
+	int ret = -1;
+
+	*locked_r = false;
+	snprintf(max, sizeof max, "%d", max_attempts);
+	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) != 1)
+		goto out;
+	if (PQgetisnull(res, 0, 1)) {
+		*locked_r = true;
+		goto out;
+	}
+	h = PQgetvalue(res, 0, 1);
+	if (strlen(h) != CRYPTO_HASH_BYTES * 2 ||
+	    sodium_hex2bin(code_hash_r, CRYPTO_HASH_BYTES, h, strlen(h), NULL,
+	        NULL, NULL) != 0) {
+		ret = err_set(err, false, "login token: bad code hash");
+		goto out;
+	}
+	ret = db_get_i64(res, 0, 0, id_r, err) < 0 ? -1 : 1;
 out:
 	PQclear(res);
 	return ret;

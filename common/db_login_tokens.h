@@ -7,6 +7,7 @@
 #ifndef POSTERN_COMMON_DB_LOGIN_TOKENS_H
 #define POSTERN_COMMON_DB_LOGIN_TOKENS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/crypto.h"
@@ -46,5 +47,29 @@ MUST_CHECK int db_login_tokens_insert(struct db *db,
     const uint8_t token_hash[CRYPTO_HASH_BYTES],
     const uint8_t code_hash[CRYPTO_HASH_BYTES], int64_t lifetime_s,
     const char *requested_ip, int64_t *id_r, struct err *err);
+
+/* Spends a login link: the purpose-login token with this hash, unused and
+ * unexpired, is marked used in the same statement that checks it (two
+ * racing requests cannot both win). 1: spent, *staff_r or *patient_r is
+ * the subject (the other is 0); 0: unknown, used or expired (one answer on
+ * purpose); -1: err. */
+MUST_CHECK int db_login_tokens_consume(struct db *db,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], int64_t *staff_r,
+    int64_t *patient_r, struct err *err);
+
+/* The same by row id, for the short code once it matched. */
+MUST_CHECK int db_login_tokens_consume_id(struct db *db, int64_t id,
+    int64_t *staff_r, int64_t *patient_r, struct err *err);
+
+/* Code sign-in: takes the newest unused, unexpired login token with a code
+ * of anyone with this email (any case) and counts one attempt on it, but
+ * only while fewer than max_attempts were made. 1: counted, *id_r and
+ * code_hash_r set (compare in constant time); 0: none counted, *locked_r
+ * tells whether that is because the newest token's attempts are used up
+ * (else there is no such token); -1: err. Commit even when the code turns
+ * out wrong: the attempt must stay counted. */
+MUST_CHECK int db_login_tokens_code_attempt(struct db *db, const char *email,
+    int max_attempts, int64_t *id_r,
+    uint8_t code_hash_r[CRYPTO_HASH_BYTES], bool *locked_r, struct err *err);
 
 #endif

@@ -24,11 +24,9 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/mem.h"
-
-struct app {
-	struct cfg cfg;
-	struct db_pool *pool;
-};
+#include "httpd/home.h"
+#include "httpd/http.h"
+#include "httpd/signin.h"
 
 struct req {
 	struct buf body;           /* request body, capped at LIMIT_FORM_BODY */
@@ -45,10 +43,39 @@ static const char help_text[] =
 "\n"
 "DESCRIPTION\n"
 "    Serves HTTP on [httpd] listen:port with a pool of [httpd] threads and\n"
-"    a pool of [database] pool_size connections. GET /healthz answers 200\n"
-"    when the database answers, 503 otherwise. Logs one logfmt line per\n"
+"    a pool of [database] pool_size connections. Logs one logfmt line per\n"
 "    event on stderr. Put a TLS-terminating proxy in front of it; set\n"
-"    [httpd] base_url to the public https:// address.\n"
+"    [httpd] base_url to the public https:// address, and [httpd]\n"
+"    trusted_proxy to the proxy's address so that X-Forwarded-For names\n"
+"    the client.\n"
+"\n"
+"    It never sends mail: a sign-in request becomes a magic_link job that\n"
+"    postern-worker mails (a link and an 8-digit code).\n"
+"\n"
+"PAGES\n"
+"    GET  /healthz       200 when the database answers, 503 otherwise\n"
+"    GET  /login         the sign-in form (email address)\n"
+"    POST /login         enqueues the sign-in mail; the same page whether\n"
+"                        the address is known or not. At most [httpd]\n"
+"                        login_per_address_hour mails per address and\n"
+"                        login_per_ip_hour per client IP an hour; over\n"
+"                        that, the same page, no mail, a log line\n"
+"    GET  /verify?t=T    a page with a Sign in button; spends nothing\n"
+"                        (mail scanners that fetch links do no harm)\n"
+"    POST /verify        spends the link (once, before it expires), starts\n"
+"                        a session and redirects (303) to /staff or /me;\n"
+"                        a used, expired or unknown link: 410\n"
+"    GET  /login/code    the form for the code from the mail\n"
+"    POST /login/code    the same with email + code; 5 wrong codes lock\n"
+"                        that sign-in mail's code\n"
+"    GET  /staff, /me    the staff and patient homes (need a session;\n"
+"                        else 303 to /login)\n"
+"    POST /logout        ends the session (needs the form's CSRF value)\n"
+"\n"
+"    The session cookie is postern_session (HttpOnly; Secure;\n"
+"    SameSite=Lax; Path=/), valid [httpd] session_hours; the database\n"
+"    keeps only keyed hashes of it and of every link and code. Bodies over\n"
+"    64 KiB get 413; malformed forms 400; POSTs from another origin 403.\n"
 "\n"
 "    SIGTERM or SIGINT: stop accepting, finish open requests, exit 0.\n"
 "\n"
@@ -60,60 +87,6 @@ static const char help_text[] =
 "EXIT STATUS\n"
 "    0 after a clean stop; 1 bad config, the port could not be bound or the\n"
 "    database could not be reached at startup.\n";
-
-static enum MHD_Result
-reply(struct MHD_Connection *c, unsigned status, const char *type,
-    const char *body, size_t len)
-{
-	struct MHD_Response *r = MHD_create_response_from_buffer(len,
-	    (void *)body, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result ret;
-
-	if (r == NULL)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", type);
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(r, "Content-Security-Policy",
-	    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self';"
-	    " frame-ancestors 'none'; base-uri 'none'");
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result
-reply_text(struct MHD_Connection *c, unsigned status, const char *text)
-{
-	return reply(c, status, "text/plain; charset=utf-8", text, strlen(text));
-}
-
-/* A whole page around an already-escaped body. */
-static enum MHD_Result
-reply_page(struct MHD_Connection *c, unsigned status, const char *title,
-    const char *body_html)
-{
-	struct buf b;
-	enum MHD_Result ret;
-
-	buf_init(&b, 256 * 1024);
-	if (buf_adds(&b, "<!doctype html><html lang=\"en\"><head>"
-	        "<meta charset=\"utf-8\"><meta name=\"viewport\" "
-	        "content=\"width=device-width,initial-scale=1\"><title>") < 0 ||
-	    html_escapes(&b, title) < 0 ||
-	    buf_adds(&b, "</title><style>body{font:16px/1.5 system-ui,sans-serif;"
-	        "max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}"
-	        "</style></head><body>") < 0 ||
-	    buf_adds(&b, body_html) < 0 || buf_adds(&b, "</body></html>\n") < 0) {
-		buf_fini(&b);
-		return reply_text(c, 500, "page too large\n");
-	}
-	ret = reply(c, status, "text/html; charset=utf-8", b.data, b.len);
-	buf_fini(&b);
-	return ret;
-}
 
 static enum MHD_Result
 healthz(struct app *app, struct MHD_Connection *c)
@@ -129,26 +102,47 @@ healthz(struct app *app, struct MHD_Connection *c)
 	if (!ok) {
 		log_warn("event=healthz_failed err=%s",
 		    log_quote(q, sizeof q, err.msg));
-		return reply_text(c, 503, "database unavailable\n");
+		return http_text(c, 503, "database unavailable\n");
 	}
-	return reply_text(c, 200, "ok\n");
+	return http_text(c, 200, "ok\n");
 }
 
+/* Every path we serve; anything else is 404. */
 static enum MHD_Result
 route(struct app *app, struct MHD_Connection *c, const char *url,
-    const char *method)
+    const char *method, const struct buf *body)
 {
-	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	struct http_req r = {
+		.app = app,
+		.c = c,
+		.url = url,
+		.method = method,
+		.body = buf_str(body),
+		.body_len = body->len,
+		.get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
+		.post = strcmp(method, "POST") == 0,
+	};
 
+	http_client_ip(&r);
 	if (strcmp(url, "/healthz") == 0)
-		return get ? healthz(app, c) : reply_text(c, 405, "GET only\n");
-	if (strcmp(url, "/") == 0 && get)
-		return reply_page(c, 200, "postern",
-		    "<h1>postern</h1><p>The practice portal is running. "
-		    "Sign-in by emailed link and the staff and patient views "
-		    "are not built yet.</p>");
-	return reply_page(c, 404, "Not found",
-	    "<h1>Not found</h1><p>There is no page at this address.</p>");
+		return r.get ? healthz(app, c) : http_method_not_allowed(c, "GET, HEAD");
+	if (strcmp(url, "/") == 0)
+		return r.get ? http_redirect(c, "/login", NULL)
+		             : http_method_not_allowed(c, "GET, HEAD");
+	if (strcmp(url, "/login") == 0)
+		return signin_login(&r);
+	if (strcmp(url, "/login/code") == 0)
+		return signin_code(&r);
+	if (strcmp(url, "/verify") == 0)
+		return signin_verify(&r);
+	if (strcmp(url, "/logout") == 0)
+		return signin_logout(&r);
+	if (strcmp(url, "/staff") == 0)
+		return home_staff(&r);
+	if (strcmp(url, "/me") == 0)
+		return home_patient(&r);
+	return http_page(c, 404, "Not found",
+	    "<h1>Not found</h1><p>There is no page at this address.</p>", NULL);
 }
 
 static long
@@ -186,8 +180,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	if (rq->too_large)
-		return reply_text(c, 413, "request body too large\n");
-	return route(app, c, url, method);
+		return http_text(c, 413, "request body too large\n");
+	return route(app, c, url, method, &rq->body);
 }
 
 static void
@@ -238,6 +232,7 @@ main(int argc, char **argv)
 	struct app app = { 0 };
 	struct MHD_Daemon *d;
 	struct sockaddr_in sin;
+	struct in_addr proxy;
 	struct err err;
 	sigset_t set;
 	enum log_level lvl;
@@ -261,6 +256,7 @@ main(int argc, char **argv)
 		die("%s", err.msg);
 	if (cfg_require_server_key(&app.cfg, &err) < 0)
 		die("%s", err.msg);
+	http_app_keys(&app);
 	if (log_level_parse(app.cfg.log.level, &lvl) == 0)
 		log_set_level(lvl);
 	cfg_log(&app.cfg);
@@ -271,6 +267,11 @@ main(int argc, char **argv)
 	if (inet_pton(AF_INET, app.cfg.httpd.listen, &sin.sin_addr) != 1)
 		die("%s: httpd.listen \"%s\" is not an IPv4 address",
 		    app.cfg.path, app.cfg.httpd.listen);
+
+	if (app.cfg.httpd.trusted_proxy[0] != '\0' &&
+	    inet_pton(AF_INET, app.cfg.httpd.trusted_proxy, &proxy) != 1)
+		die("%s: httpd.trusted_proxy \"%s\" is not an IPv4 address",
+		    app.cfg.path, app.cfg.httpd.trusted_proxy);
 
 	/* Signals go to sigwait() below, never to MHD's threads. */
 	sigemptyset(&set);
@@ -327,6 +328,7 @@ main(int argc, char **argv)
 	log_info("event=httpd_stopping signal=%d", sig);
 	MHD_stop_daemon(d);
 	db_pool_close(&app.pool);
+	http_app_keys_wipe(&app);
 	cfg_fini(&app.cfg);
 	log_info("event=httpd_stopped");
 	return 0;
