@@ -28,7 +28,7 @@ enum var_type { VAR_LINE, VAR_MULTI, VAR_URL };
 
 enum {
 	V_PRACTICE, V_LINK, V_CODE, V_MINUTES, V_PATIENT, V_STAFF, V_MESSAGE,
-	V_SENT_AT, V_COUNT
+	V_SENT_AT, V_SENDER, V_DAYS, V_EXPLANATION, V_EMERGENCY, V_COUNT
 };
 
 static const struct {
@@ -43,6 +43,10 @@ static const struct {
 	[V_STAFF] = { "staff_name", VAR_LINE },
 	[V_MESSAGE] = { "message_text", VAR_MULTI },
 	[V_SENT_AT] = { "sent_at", VAR_LINE },
+	[V_SENDER] = { "sender_address", VAR_LINE },
+	[V_DAYS] = { "days", VAR_LINE },
+	[V_EXPLANATION] = { "explanation", VAR_LINE },
+	[V_EMERGENCY] = { "emergency_text", VAR_MULTI },
 };
 
 #define BIT(v) (1u << (v))
@@ -158,6 +162,94 @@ static const struct {
 	"<p style=\"margin:0 0 16px;\">This is a test mail from postern for "
 	"{{practice_name}}, sent at {{sent_at}}.</p>\n"
 	"<p style=\"margin:0;\">If you can read it, outgoing mail works.</p>\n",
+},
+[TEMPLATE_CONFIRM_SENDER] = {
+	"confirm_sender", BIT(V_PRACTICE) | BIT(V_LINK) | BIT(V_SENDER) |
+	    BIT(V_DAYS),
+	"Subject: Did you write to {{practice_name}}?\n"
+	"\n"
+	"Hello,\n"
+	"\n"
+	"{{practice_name}} received a reply that says it is from you, sent "
+	"from {{sender_address}}.\n"
+	"\n"
+	"If you sent it, confirm here:\n"
+	"\n"
+	"{{link}}\n"
+	"\n"
+	"If not, you can ignore this email or tell us so on that page. Until "
+	"you confirm, the message is held and not added to your "
+	"conversation. The link works for {{days}} days.\n",
+	"<p style=\"margin:0 0 16px;\">Hello,</p>\n"
+	"<p style=\"margin:0 0 16px;\">{{practice_name}} received a reply "
+	"that says it is from you, sent from <strong>{{sender_address}}"
+	"</strong>.</p>\n"
+	"<p style=\"margin:0 0 24px;\">If you sent it, confirm here:</p>\n"
+	"<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" "
+	"border=\"0\" style=\"margin:0 auto 24px;border-collapse:collapse;\">"
+	"<tr><td align=\"center\" style=\"border-radius:6px;"
+	"background-color:#1d4ed8;\">\n"
+	"<a href=\"{{link}}\" style=\"display:inline-block;padding:16px 40px;"
+	"font-size:20px;font-weight:bold;line-height:1.2;color:#ffffff;"
+	"text-decoration:none;border-radius:6px;\">Was this you?</a>\n"
+	"</td></tr></table>\n"
+	"<p style=\"margin:0 0 16px;font-size:14px;color:#4b5563;\">If not, "
+	"you can ignore this email or tell us so on that page. Until you "
+	"confirm, the message is held and not added to your conversation. "
+	"The link works for {{days}} days.</p>\n"
+	"<p style=\"margin:0;font-size:12px;color:#6b7280;"
+	"word-break:break-all;\">If the button does not work, open this "
+	"address: {{link}}</p>\n",
+},
+[TEMPLATE_REJECTION_NOTICE] = {
+	"rejection_notice", BIT(V_PRACTICE) | BIT(V_LINK) | BIT(V_EXPLANATION),
+	"Subject: Your message to {{practice_name}} was not delivered\n"
+	"\n"
+	"Hello,\n"
+	"\n"
+	"Your message could not be delivered to {{practice_name}}: "
+	"{{explanation}}\n"
+	"\n"
+	"Please sign in to send your message:\n"
+	"\n"
+	"{{link}}\n"
+	"\n"
+	"This is an automatic notice.\n",
+	"<p style=\"margin:0 0 16px;\">Hello,</p>\n"
+	"<p style=\"margin:0 0 24px;\">Your message could not be delivered "
+	"to {{practice_name}}: {{explanation}}</p>\n"
+	"<p style=\"margin:0 0 24px;\">Please sign in to send your "
+	"message:</p>\n"
+	"<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" "
+	"border=\"0\" style=\"margin:0 auto 24px;border-collapse:collapse;\">"
+	"<tr><td align=\"center\" style=\"border-radius:6px;"
+	"background-color:#1d4ed8;\">\n"
+	"<a href=\"{{link}}\" style=\"display:inline-block;padding:16px 40px;"
+	"font-size:20px;font-weight:bold;line-height:1.2;color:#ffffff;"
+	"text-decoration:none;border-radius:6px;\">Sign in</a>\n"
+	"</td></tr></table>\n"
+	"<p style=\"margin:0;font-size:14px;color:#4b5563;\">This is an "
+	"automatic notice.</p>\n",
+},
+[TEMPLATE_URGENT_ACK] = {
+	"urgent_ack", BIT(V_PRACTICE) | BIT(V_EMERGENCY),
+	"Subject: {{practice_name}} received your message\n"
+	"\n"
+	"Hello,\n"
+	"\n"
+	"We received your message. If this is an emergency:\n"
+	"\n"
+	"{{emergency_text}}\n"
+	"\n"
+	"This is an automatic reply from {{practice_name}}.\n",
+	"<p style=\"margin:0 0 16px;\">Hello,</p>\n"
+	"<p style=\"margin:0 0 8px;\">We received your message. If this is "
+	"an emergency:</p>\n"
+	"<div style=\"margin:0 0 24px;padding:12px 16px;border-left:4px solid "
+	"#b91c1c;background-color:#fef2f2;font-size:18px;font-weight:bold;"
+	"white-space:pre-wrap;word-wrap:break-word;\">{{emergency_text}}</div>\n"
+	"<p style=\"margin:0;font-size:14px;color:#4b5563;\">This is an "
+	"automatic reply from {{practice_name}}.</p>\n",
 },
 };
 

@@ -26,10 +26,15 @@
  *   notify_full_text  practice_name, link, patient_name, staff_name,
  *                     message_text
  *   test              practice_name, sent_at
- * link must be an http(s) URL; message_text may span lines (and is not
- * allowed in a subject); the others are one line. magic_link and
- * notify_phi_free carry no PHI: their variables name no patient and no
- * message. */
+ *   confirm_sender    practice_name, link, sender_address, days
+ *   rejection_notice  practice_name, link, explanation
+ *   urgent_ack        practice_name, emergency_text
+ * link must be an http(s) URL; message_text and emergency_text may span
+ * lines (and are not allowed in a subject); the others are one line.
+ * magic_link, notify_phi_free, confirm_sender, rejection_notice and
+ * urgent_ack carry no PHI: their variables name no patient and no message
+ * (sender_address is the address a held reply came from, explanation a
+ * fixed sentence of the handler, emergency_text the practice's). */
 #ifndef POSTERN_MAILER_TEMPLATE_H
 #define POSTERN_MAILER_TEMPLATE_H
 
@@ -52,8 +57,11 @@ enum template_kind {
 	TEMPLATE_NOTIFY_PHI_FREE,
 	TEMPLATE_NOTIFY_FULL_TEXT,
 	TEMPLATE_TEST,
+	TEMPLATE_CONFIRM_SENDER,
+	TEMPLATE_REJECTION_NOTICE,
+	TEMPLATE_URGENT_ACK,
 };
-#define TEMPLATE_KINDS 4
+#define TEMPLATE_KINDS 7
 
 /* One value for a placeholder. Borrowed for the call. */
 struct template_var {

@@ -38,6 +38,21 @@ static const struct template_var v_full[] = {
 	{ "message_text", "Line one\nLine <two> & \"three\"\r\n\n<script>alert(1)"
 	  "</script>\n" TEMPLATE_SEPARATOR_MARK " (quoted)" },
 };
+static const struct template_var v_confirm[] = {
+	{ "practice_name", "Clinic & Co" },
+	{ "link", "https://portal.practice.test/confirm?t=abc&x=1" },
+	{ "sender_address", "<b>spouse</b>@home.test" },
+	{ "days", "7" },
+};
+static const struct template_var v_reject[] = {
+	{ "practice_name", "Clinic" },
+	{ "link", "https://portal.practice.test/login" },
+	{ "explanation", "it is larger than we can accept <by email>." },
+};
+static const struct template_var v_urgent[] = {
+	{ "practice_name", "Clinic" },
+	{ "emergency_text", "Call 911 <now>\nor the night line: 555-0100" },
+};
 static const struct template_var v_test[] = {
 	{ "practice_name", "<img src=x onerror=alert(1)>" },
 	{ "sent_at", "2026-09-21 14:13 UTC" },
@@ -80,6 +95,27 @@ static const struct rcase rcases[] = {
 	    "Line &lt;two&gt; &amp; &quot;three&quot;",
 	    "&lt;script&gt;alert(1)&lt;/script&gt;", "white-space:pre-wrap" },
 	  { "<script", "<b>", NULL } },
+	{ TEMPLATE_CONFIRM_SENDER, false, V(v_confirm),
+	  "Did you write to Clinic & Co?",
+	  { "Clinic & Co received a reply that says it is from you, sent from "
+	    "<b>spouse</b>@home.test.", "https://portal.practice.test/confirm?"
+	    "t=abc&x=1\n", "works for 7 days", NULL },
+	  { "href=\"https://portal.practice.test/confirm?t=abc&amp;x=1\"",
+	    "&lt;b&gt;spouse&lt;/b&gt;@home.test", "Clinic &amp; Co", NULL },
+	  { "<b>", "& Co", NULL } },
+	{ TEMPLATE_REJECTION_NOTICE, false, V(v_reject),
+	  "Your message to Clinic was not delivered",
+	  { "could not be delivered to Clinic: it is larger than we can accept "
+	    "<by email>.", "https://portal.practice.test/login\n", NULL },
+	  { "accept &lt;by email&gt;.", ">Sign in</a>", NULL },
+	  { "<by", NULL } },
+	{ TEMPLATE_URGENT_ACK, false, V(v_urgent),
+	  "Clinic received your message",
+	  { "If this is an emergency:\n\nCall 911 <now>\nor the night line: "
+	    "555-0100\n", NULL },
+	  { "Call 911 &lt;now&gt;\nor the night line", "white-space:pre-wrap",
+	    NULL },
+	  { "<now>", NULL } },
 	{ TEMPLATE_TEST, false, V(v_test),
 	  "postern test mail for <img src=x onerror=alert(1)>",
 	  { "sent at 2026-09-21 14:13 UTC.", NULL },
@@ -237,6 +273,13 @@ static const struct ecase ecases[] = {
 	{ TEMPLATE_NOTIFY_FULL_TEXT, "message_text", "a\x1b[2J", "control" },
 	{ TEMPLATE_NOTIFY_FULL_TEXT, "patient_name", "Ann\nLee", "line break" },
 	{ TEMPLATE_TEST, "sent_at", NULL, "not given" },
+	/* the follow-up mails take no patient or message variables */
+	{ TEMPLATE_CONFIRM_SENDER, "message_text", "PHI", "no variable" },
+	{ TEMPLATE_CONFIRM_SENDER, "sender_address", "a@b\nBcc: x", "line break" },
+	{ TEMPLATE_REJECTION_NOTICE, "patient_name", "Ann", "no variable" },
+	{ TEMPLATE_REJECTION_NOTICE, "explanation", NULL, "not given" },
+	{ TEMPLATE_URGENT_ACK, "message_text", "PHI", "no variable" },
+	{ TEMPLATE_URGENT_ACK, "emergency_text", "a\x1b[2J", "control" },
 };
 
 static void
@@ -251,10 +294,16 @@ test_render_refusals(void **state)
 		const struct ecase *c = &ecases[i];
 		const struct template_var *base = c->kind == TEMPLATE_MAGIC_LINK ?
 		    v_magic : c->kind == TEMPLATE_NOTIFY_PHI_FREE ? v_phi_free :
-		    c->kind == TEMPLATE_NOTIFY_FULL_TEXT ? v_full : v_test;
+		    c->kind == TEMPLATE_NOTIFY_FULL_TEXT ? v_full :
+		    c->kind == TEMPLATE_CONFIRM_SENDER ? v_confirm :
+		    c->kind == TEMPLATE_REJECTION_NOTICE ? v_reject :
+		    c->kind == TEMPLATE_URGENT_ACK ? v_urgent : v_test;
 		size_t nbase = c->kind == TEMPLATE_MAGIC_LINK ? 4 :
 		    c->kind == TEMPLATE_NOTIFY_PHI_FREE ? 2 :
-		    c->kind == TEMPLATE_NOTIFY_FULL_TEXT ? 5 : 2;
+		    c->kind == TEMPLATE_NOTIFY_FULL_TEXT ? 5 :
+		    c->kind == TEMPLATE_CONFIRM_SENDER ? 4 :
+		    c->kind == TEMPLATE_REJECTION_NOTICE ? 3 :
+		    c->kind == TEMPLATE_URGENT_ACK ? 2 : 2;
 		struct template_var vars[8];
 		size_t n = 0;
 		bool replaced = false;
@@ -477,7 +526,8 @@ static void
 test_kind_names(void **state)
 {
 	static const char *const names[TEMPLATE_KINDS] = { "magic_link",
-		"notify_phi_free", "notify_full_text", "test" };
+		"notify_phi_free", "notify_full_text", "test", "confirm_sender",
+		"rejection_notice", "urgent_ack" };
 	enum template_kind k;
 
 	(void)state;
