@@ -891,7 +891,10 @@ compose_build(const struct compose_mail *m, struct buf *out, struct err *err)
 			hdr_words(&w, m->references[i]);
 		hdr_end(&w);
 	}
-	if (m->auto_submitted)
+	if (m->auto_replied)
+		puts_(&w, "Auto-Submitted: auto-replied\r\n"
+		    "X-Auto-Response-Suppress: All\r\n");
+	else if (m->auto_submitted)
 		puts_(&w, "Auto-Submitted: auto-generated\r\n"
 		    "X-Auto-Response-Suppress: All\r\n");
 	if (m->list_unsubscribe != NULL) {

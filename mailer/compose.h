@@ -86,6 +86,10 @@ struct compose_mail {
 	/* Auto-Submitted: auto-generated and X-Auto-Response-Suppress: All:
 	 * set on everything postern generates, so autoresponders stay quiet. */
 	bool auto_submitted;
+	/* Auto-Submitted: auto-replied instead (RFC 3834: an automatic
+	 * response to a message someone sent: rejection notices,
+	 * acknowledgements), with X-Auto-Response-Suppress: All too. */
+	bool auto_replied;
 	/* Bulk mail (digests): an http(s) URL that unsubscribes with one POST
 	 * (RFC 8058): List-Unsubscribe: <url> and List-Unsubscribe-Post:
 	 * List-Unsubscribe=One-Click. NULL: not bulk. */

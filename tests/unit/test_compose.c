@@ -596,6 +596,7 @@ fill_mail(struct compose_mail *m, const struct gcase *c)
 		m->list_unsubscribe = "https://portal.practice.test/u?t=abc&x=1";
 		m->extra = extra;
 		m->n_extra = 2;
+		m->auto_replied = true;      /* a reply's shape */
 	}
 }
 
@@ -676,7 +677,8 @@ test_good_mails(void **state)
 			assert_int_equal(d->dt_sec, 20);
 			assert_int_equal(d->dt_zone, 0);
 		}
-		expect_optional(top, "Auto-Submitted", "auto-generated");
+		expect_optional(top, "Auto-Submitted",
+		    c->extras ? "auto-replied" : "auto-generated");
 		expect_optional(top, "X-Auto-Response-Suppress", "All");
 		assert_non_null(strstr(b.data, "\r\nMIME-Version: 1.0\r\n"));
 		if (c->extras) {
