@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/limits.h"
 #include "common/mem.h"
 
 static void
@@ -41,14 +43,20 @@ int
 db_deliveries_insert(struct db *db, const struct db_delivery_new *d,
     int64_t *id_r, struct err *err)
 {
+	/* One statement, so one commit: the row and (for a message's mail)
+	 * the message's Message-ID. */
 	static const char sql[] =
-	    "INSERT INTO deliveries (job_id, kind, practice_id, patient_id,"
-	    " staff_user_id, recipient, message_id, state, bounce_reason)"
+	    "WITH d AS (INSERT INTO deliveries (job_id, kind, practice_id,"
+	    " patient_id, staff_user_id, recipient, message_id, state,"
+	    " bounce_reason)"
 	    " VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, 'queued'), $9)"
-	    " RETURNING id";
-	char job[24], pr[24], pa[24], st[24], mid[DB_DELIVERY_MSGID_MAX];
-	const char *params[9] = { NULL, d->kind, NULL, NULL, NULL,
-		                  d->recipient, mid, d->state, d->reason };
+	    " RETURNING id),"
+	    " m AS (UPDATE patient_messages SET message_id = $7"
+	    "  WHERE id = $10::bigint AND message_id IS NULL)"
+	    " SELECT id FROM d";
+	char job[24], pr[24], pa[24], st[24], mr[24], mid[DB_DELIVERY_MSGID_MAX];
+	const char *params[10] = { NULL, d->kind, NULL, NULL, NULL,
+		                  d->recipient, mid, d->state, d->reason, NULL };
 	PGresult *res = NULL;
 	int ret = -1;
 
@@ -58,8 +66,10 @@ db_deliveries_insert(struct db *db, const struct db_delivery_new *d,
 	i64_str(d->practice_id, pr, sizeof pr, &params[2]);
 	i64_str(d->patient_id, pa, sizeof pa, &params[3]);
 	i64_str(d->staff_user_id, st, sizeof st, &params[4]);
+	if (d->state == NULL)
+		i64_str(d->message_row_id, mr, sizeof mr, &params[9]);
 	if (db_query_prepared(db, "db_deliveries_insert", sql,
-	    9, params, PGRES_TUPLES_OK, &res, err) < 0) {
+	    10, params, PGRES_TUPLES_OK, &res, err) < 0) {
 		if (db_err_is(err, "23514"))
 			err_prefix(err, "delivery to %s", d->recipient);
 		goto out;
@@ -184,5 +194,400 @@ db_deliveries_record(struct db *db, int64_t id, const char *state,
 	ret = strcmp(PQcmdTuples(res), "1") == 0 ? 1 : 0;
 out:
 	PQclear(res);
+	return ret;
+}
+
+/* Fills d from columns col.. (id, message_id, state, attempts, age_s,
+ * practice_id, patient_id, staff_user_id); a NULL id leaves d zeroed. */
+static int
+get_delivery(PGresult *res, int col, struct db_delivery *d, struct err *err)
+{
+	int64_t v;
+
+	memset(d, 0, sizeof *d);
+	if (PQgetisnull(res, 0, col))
+		return 0;
+	if (db_get_i64(res, 0, col, &d->id, err) < 0 ||
+	    db_get_i64(res, 0, col + 3, &v, err) < 0 ||
+	    db_get_i64(res, 0, col + 4, &d->age_s, err) < 0 ||
+	    db_get_i64(res, 0, col + 5, &d->practice_id, err) < 0 ||
+	    db_get_i64(res, 0, col + 6, &d->patient_id, err) < 0 ||
+	    db_get_i64(res, 0, col + 7, &d->staff_user_id, err) < 0)
+		return -1;
+	d->attempts = (int)v;
+	if (!str_copy(d->message_id, sizeof d->message_id,
+	        PQgetvalue(res, 0, col + 1)) ||
+	    !str_copy(d->state, sizeof d->state, PQgetvalue(res, 0, col + 2)))
+		return err_set(err, false, "deliveries: value too long");
+	return 0;
+}
+
+/* The job's first delivery of a kind, as a LATERAL subquery ($1 job id);
+ * the columns get_delivery() reads. */
+#define DELIVERY_OF_JOB(kind)                                               \
+	" LEFT JOIN LATERAL (SELECT id, message_id::text, state, attempts,"  \
+	"  floor(extract(epoch FROM now() - created_at))::bigint AS age,"    \
+	"  coalesce(practice_id, 0) AS pr, coalesce(patient_id, 0) AS pa,"   \
+	"  coalesce(staff_user_id, 0) AS st"                                 \
+	"  FROM deliveries WHERE job_id = $1::bigint AND kind = '" kind "'"  \
+	"  ORDER BY id LIMIT 1) d ON true"
+
+static char *
+dup_or_null(PGresult *res, int col)
+{
+	return PQgetisnull(res, 0, col) ? NULL : xstrdup(PQgetvalue(res, 0, col));
+}
+
+int
+db_deliveries_notify_load(struct db *db, int64_t job_id, const char *payload,
+    struct db_notify_load *l_r, struct err *err)
+{
+	/* The message id is taken from the payload only when it is a plain
+	 * number (no cast can fail); references are joined with spaces,
+	 * which a Message-ID (domain msgid) cannot hold. */
+	static const char sql[] =
+	    "SELECT jsonb_typeof(a.j), a.j->>'message_id',"
+	    " d.id, d.message_id, d.state, d.attempts, d.age, d.pr, d.pa, d.st,"
+	    " m.id, m.thread_id, m.practice_id, m.patient_id,"
+	    " coalesce(m.staff_user_id, 0),"
+	    " floor(extract(epoch FROM now() - m.created_at))::bigint,"
+	    " m.direction = 'outbound', m.body, t.email::text,"
+	    " concat_ws(' ', t.first_name::text, t.last_name::text),"
+	    " coalesce(s.name::text, ''), t.email_text_consent,"
+	    " p.name::text, coalesce(p.from_name::text, ''),"
+	    " p.from_address::text, p.reply_domain, p.phi_in_email,"
+	    " (SELECT reason FROM suppressions x WHERE x.email = t.email"
+	    "   AND (x.practice_id = m.practice_id OR x.practice_id IS NULL)"
+	    "   ORDER BY x.practice_id NULLS FIRST LIMIT 1),"
+	    " (SELECT string_agg('<' || r.message_id || '>', ' '"
+	    "   ORDER BY r.created_at, r.id) FROM (SELECT message_id,"
+	    "   created_at, id FROM patient_messages"
+	    "   WHERE patient_id = m.patient_id AND thread_id = m.thread_id"
+	    "   AND id <> m.id AND message_id IS NOT NULL"
+	    "   ORDER BY created_at DESC, id DESC LIMIT $3::int) r)"
+	    " FROM (SELECT $2::jsonb AS j) a"
+	    DELIVERY_OF_JOB("notify")
+	    " LEFT JOIN patient_messages m ON m.id = CASE"
+	    "  WHEN a.j->>'message_id' ~ '^[0-9]{1,18}$'"
+	    "  THEN (a.j->>'message_id')::bigint END"
+	    " LEFT JOIN patients t ON t.id = m.patient_id"
+	    " LEFT JOIN practices p ON p.id = m.practice_id"
+	    " LEFT JOIN staff_users s ON s.id = m.staff_user_id";
+	struct db_message_notice *n = &l_r->n;
+	char job[24], lim[16];
+	const char *params[] = { job, payload, lim };
+	PGresult *res = NULL;
+	const char *v;
+	int ret = -1;
+
+	memset(l_r, 0, sizeof *l_r);
+	snprintf(job, sizeof job, "%lld", (long long)job_id);
+	snprintf(lim, sizeof lim, "%d", DB_MESSAGE_REFS_MAX);
+	if (db_query_prepared(db, "db_deliveries_notify_load", sql, 3, params,
+	        PGRES_TUPLES_OK, &res, err) < 0) {
+		if (db_err_is(err, "22P02"))
+			err_set(err, false, "payload is not valid JSON");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		err_set(err, false, "notify load: %d rows", PQntuples(res));
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "object") != 0) {
+		err_set(err, false, "payload is not a JSON object");
+		goto out;
+	}
+	v = PQgetvalue(res, 0, 1);
+	if (!PQgetisnull(res, 0, 1)) {
+		char *end;
+		long long id = strtoll(v, &end, 10);
+		if (*end == '\0' && end != v && id > 0)
+			l_r->message_id = id;
+	}
+	if (get_delivery(res, 2, &l_r->d, err) < 0)
+		goto out;
+	if (!PQgetisnull(res, 0, 10)) {
+		if (db_get_i64(res, 0, 10, &n->id, err) < 0 ||
+		    db_get_i64(res, 0, 11, &n->thread_id, err) < 0 ||
+		    db_get_i64(res, 0, 12, &n->practice_id, err) < 0 ||
+		    db_get_i64(res, 0, 13, &n->patient_id, err) < 0 ||
+		    db_get_i64(res, 0, 14, &n->staff_user_id, err) < 0 ||
+		    db_get_i64(res, 0, 15, &n->age_s, err) < 0)
+			goto out;
+		l_r->found = true;
+		n->outbound = PQgetvalue(res, 0, 16)[0] == 't';
+		n->body = xstrdup(PQgetvalue(res, 0, 17));
+		n->patient_email = xstrdup(PQgetvalue(res, 0, 18));
+		n->patient_name = xstrdup(PQgetvalue(res, 0, 19));
+		n->staff_name = xstrdup(PQgetvalue(res, 0, 20));
+		n->email_text_consent = PQgetvalue(res, 0, 21)[0] == 't';
+		n->practice_name = xstrdup(PQgetvalue(res, 0, 22));
+		n->from_name = xstrdup(PQgetvalue(res, 0, 23));
+		n->from_address = xstrdup(PQgetvalue(res, 0, 24));
+		n->reply_domain = xstrdup(PQgetvalue(res, 0, 25));
+		n->phi_in_email = PQgetvalue(res, 0, 26)[0] == 't';
+		if (!PQgetisnull(res, 0, 27)) {
+			l_r->suppressed = true;
+			str_copy(l_r->suppression_reason,
+			    sizeof l_r->suppression_reason, PQgetvalue(res, 0, 27));
+		}
+		for (const char *r = PQgetvalue(res, 0, 28); *r != '\0' &&
+		     n->n_refs < DB_MESSAGE_REFS_MAX;) {
+			size_t len = strcspn(r, " ");
+			if (len > 0)
+				n->refs[n->n_refs++] = xstrndup(r, len);
+			r += len;
+			r += strspn(r, " ");
+		}
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	if (ret < 0)
+		db_deliveries_notify_load_fini(l_r);
+	return ret;
+}
+
+void
+db_deliveries_notify_load_fini(struct db_notify_load *l)
+{
+	db_patient_messages_notice_fini(&l->n);
+	memset(l, 0, sizeof *l);
+}
+
+int
+db_deliveries_login_load(struct db *db, int64_t job_id, const char *payload,
+    struct db_login_load *l_r, struct err *err)
+{
+	/* Who may log in, as in db_login_tokens_find_subject() and
+	 * db_login_tokens_subject_by_id(): by the delivery's ids when the job
+	 * made one, else by the payload's address (and practice, when it is a
+	 * plain number). */
+	static const char sql[] =
+	    "SELECT jsonb_typeof(a.j), a.j->>'email', a.j->>'practice_id',"
+	    " a.j->>'requested_ip',"
+	    " d.id, d.message_id, d.state, d.attempts, d.age, d.pr, d.pa, d.st,"
+	    " x.sid, x.pid, x.practice_id, x.email, x.name, x.from_name,"
+	    " x.from_address"
+	    " FROM (SELECT $2::jsonb AS j) a"
+	    " CROSS JOIN LATERAL (SELECT btrim(a.j->>'email',"
+	    "  E' \\t\\r\\n\\x0b\\f')::citext AS addr, CASE WHEN"
+	    "  a.j->>'practice_id' ~ '^[0-9]{1,18}$'"
+	    "  THEN (a.j->>'practice_id')::bigint END AS pr) e"
+	    DELIVERY_OF_JOB("login")
+	    " LEFT JOIN LATERAL (SELECT * FROM ("
+	    "  SELECT s.id AS sid, NULL::bigint AS pid, s.practice_id,"
+	    "   s.email::text AS email, p.name::text AS name,"
+	    "   coalesce(p.from_name::text, '') AS from_name,"
+	    "   p.from_address::text AS from_address, 0 AS rank"
+	    "  FROM staff_users s JOIN practices p ON p.id = s.practice_id"
+	    "  WHERE d.id IS NOT NULL AND s.id = d.st AND s.active AND p.active"
+	    "  UNION ALL"
+	    "  SELECT NULL, t.id, t.practice_id, t.email::text, p.name::text,"
+	    "   coalesce(p.from_name::text, ''), p.from_address::text, 1"
+	    "  FROM patients t JOIN practices p ON p.id = t.practice_id"
+	    "  WHERE d.id IS NOT NULL AND t.id = d.pa AND t.portal_access"
+	    "  AND p.active"
+	    "  UNION ALL"
+	    "  SELECT s.id, NULL, s.practice_id, s.email::text, p.name::text,"
+	    "   coalesce(p.from_name::text, ''), p.from_address::text, 0"
+	    "  FROM staff_users s JOIN practices p ON p.id = s.practice_id"
+	    "  WHERE d.id IS NULL AND s.email = e.addr AND s.active AND p.active"
+	    "  AND (e.pr IS NULL OR s.practice_id = e.pr)"
+	    "  UNION ALL"
+	    "  SELECT NULL, t.id, t.practice_id, t.email::text, p.name::text,"
+	    "   coalesce(p.from_name::text, ''), p.from_address::text, 1"
+	    "  FROM patients t JOIN practices p ON p.id = t.practice_id"
+	    "  WHERE d.id IS NULL AND t.email = e.addr AND t.portal_access"
+	    "  AND p.active AND (e.pr IS NULL OR t.practice_id = e.pr)"
+	    " ) y ORDER BY rank, coalesce(sid, pid) LIMIT 1) x ON true";
+	struct db_login_subject *s = &l_r->s;
+	char job[24];
+	const char *params[] = { job, payload };
+	PGresult *res = NULL;
+	int64_t sid = 0, pid = 0;
+	int ret = -1;
+
+	memset(l_r, 0, sizeof *l_r);
+	snprintf(job, sizeof job, "%lld", (long long)job_id);
+	if (db_query_prepared(db, "db_deliveries_login_load", sql, 2, params,
+	        PGRES_TUPLES_OK, &res, err) < 0) {
+		if (db_err_is(err, "22P02"))
+			err_set(err, false, "payload is not valid JSON");
+		goto out;
+	}
+	if (PQntuples(res) != 1) {
+		err_set(err, false, "login load: %d rows", PQntuples(res));
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "object") != 0) {
+		err_set(err, false, "payload is not a JSON object");
+		goto out;
+	}
+	l_r->email = dup_or_null(res, 1);
+	l_r->practice_id = dup_or_null(res, 2);
+	l_r->requested_ip = dup_or_null(res, 3);
+	if (get_delivery(res, 4, &l_r->d, err) < 0)
+		goto out;
+	if (!PQgetisnull(res, 0, 14)) {
+		if ((!PQgetisnull(res, 0, 12) &&
+		        db_get_i64(res, 0, 12, &sid, err) < 0) ||
+		    (!PQgetisnull(res, 0, 13) &&
+		        db_get_i64(res, 0, 13, &pid, err) < 0) ||
+		    db_get_i64(res, 0, 14, &s->practice_id, err) < 0)
+			goto out;
+		s->staff_user_id = sid;
+		s->patient_id = pid;
+		if (!str_copy(s->email, sizeof s->email, PQgetvalue(res, 0, 15)) ||
+		    !str_copy(s->practice_name, sizeof s->practice_name,
+		        PQgetvalue(res, 0, 16)) ||
+		    !str_copy(s->from_name, sizeof s->from_name,
+		        PQgetvalue(res, 0, 17)) ||
+		    !str_copy(s->from_address, sizeof s->from_address,
+		        PQgetvalue(res, 0, 18))) {
+			err_set(err, false, "login subject: value too long");
+			goto out;
+		}
+		l_r->found = true;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	if (ret < 0)
+		db_deliveries_login_load_fini(l_r);
+	return ret;
+}
+
+void
+db_deliveries_login_load_fini(struct db_login_load *l)
+{
+	free(l->email);
+	free(l->practice_id);
+	free(l->requested_ip);
+	memset(l, 0, sizeof *l);
+}
+
+/* Appends s to a PostgreSQL array literal as a quoted element (NULL:
+ * NULL). */
+static int
+array_text(struct buf *b, bool first, const char *s)
+{
+	if (!first && buf_addc(b, ',') < 0)
+		return -1;
+	if (s == NULL)
+		return buf_add(b, "NULL", 4);
+	if (buf_addc(b, '"') < 0)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if ((*s == '"' || *s == '\\') && buf_addc(b, '\\') < 0)
+			return -1;
+		if (buf_addc(b, *s) < 0)
+			return -1;
+	}
+	return buf_addc(b, '"');
+}
+
+int
+db_deliveries_record_sent(struct db *db, int n, const int64_t *ids,
+    const long *codes, const char *const *replies, int *updated_r,
+    struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE deliveries d SET state = 'sent', attempts = d.attempts + 1,"
+	    " smtp_code = s.code, enhanced_status = s.enh,"
+	    " smtp_reply = left(s.reply, 2000), sent_at = now(),"
+	    " updated_at = now()"
+	    " FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[])"
+	    "  AS s(id, code, enh, reply)"
+	    " WHERE d.id = s.id";
+	struct buf bi, bc, be, br;
+	PGresult *res = NULL;
+	int ret = -1;
+
+	*updated_r = 0;
+	if (n == 0)
+		return 0;
+	buf_init(&bi, LIMIT_MAIL_SIZE);
+	buf_init(&bc, LIMIT_MAIL_SIZE);
+	buf_init(&be, LIMIT_MAIL_SIZE);
+	buf_init(&br, LIMIT_MAIL_SIZE);
+	if (buf_addc(&bi, '{') < 0 || buf_addc(&bc, '{') < 0 ||
+	    buf_addc(&be, '{') < 0 || buf_addc(&br, '{') < 0)
+		goto too_big;
+	for (int i = 0; i < n; i++) {
+		char enh[16], code[16];
+		db_deliveries_enhanced_status(replies[i], enh, sizeof enh);
+		snprintf(code, sizeof code, "%ld", codes[i]);
+		if (buf_printf(&bi, "%s%lld", i > 0 ? "," : "",
+		        (long long)ids[i]) < 0 ||
+		    array_text(&bc, i == 0, codes[i] >= 200 && codes[i] <= 599
+		        ? code : NULL) < 0 ||
+		    array_text(&be, i == 0, enh[0] != '\0' ? enh : NULL) < 0 ||
+		    array_text(&br, i == 0, replies[i]) < 0)
+			goto too_big;
+	}
+	if (buf_addc(&bi, '}') < 0 || buf_addc(&bc, '}') < 0 ||
+	    buf_addc(&be, '}') < 0 || buf_addc(&br, '}') < 0)
+		goto too_big;
+	{
+		const char *params[] = { buf_str(&bi), buf_str(&bc), buf_str(&be),
+			                 buf_str(&br) };
+		if (db_query_prepared(db, "db_deliveries_record_sent", sql, 4,
+		        params, PGRES_COMMAND_OK, &res, err) < 0)
+			goto out;
+	}
+	*updated_r = (int)strtol(PQcmdTuples(res), NULL, 10);
+	ret = 0;
+	goto out;
+too_big:
+	err_set(err, false, "deliveries: sent batch too large");
+out:
+	PQclear(res);
+	buf_fini(&bi);
+	buf_fini(&bc);
+	buf_fini(&be);
+	buf_fini(&br);
+	return ret;
+}
+
+int
+db_deliveries_fail_jobs(struct db *db, int n, const int64_t *job_ids,
+    const char *reason, int *failed_r, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE deliveries SET state = 'failed',"
+	    " bounce_reason = left($2, 2000), updated_at = now()"
+	    " WHERE job_id = ANY ($1::bigint[])"
+	    " AND state IN ('queued', 'deferred')";
+	struct buf ids;
+	PGresult *res = NULL;
+	int ret = -1;
+
+	*failed_r = 0;
+	if (n == 0)
+		return 0;
+	buf_init(&ids, (size_t)n * 24 + 8);
+	if (buf_addc(&ids, '{') < 0)
+		goto too_big;
+	for (int i = 0; i < n; i++)
+		if (buf_printf(&ids, "%s%lld", i > 0 ? "," : "",
+		        (long long)job_ids[i]) < 0)
+			goto too_big;
+	if (buf_addc(&ids, '}') < 0)
+		goto too_big;
+	{
+		const char *params[] = { buf_str(&ids), reason };
+		if (db_query_prepared(db, "db_deliveries_fail_jobs", sql, 2,
+		        params, PGRES_COMMAND_OK, &res, err) < 0)
+			goto out;
+	}
+	*failed_r = (int)strtol(PQcmdTuples(res), NULL, 10);
+	ret = 0;
+	goto out;
+too_big:
+	err_set(err, false, "deliveries: job list too large");
+out:
+	PQclear(res);
+	buf_fini(&ids);
 	return ret;
 }

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "common/db.h"
+#include "common/db_login_tokens.h"
+#include "common/db_patient_messages.h"
 #include "common/err.h"
 
 #define DB_DELIVERY_MSGID_MAX 256     /* without <>, with NUL */
@@ -27,6 +29,10 @@ struct db_delivery_new {
 	const char *message_id;       /* "<…>" or bare; stored bare */
 	const char *state;            /* NULL: queued; or suppressed, failed */
 	const char *reason;           /* bounce_reason, NULL: none */
+	/* > 0: the same statement records message_id on this
+	 * patient_messages row unless it has one (the mail that carries a
+	 * message names it, so replies thread). */
+	int64_t message_row_id;
 };
 
 /* A row as read back (copied, owned by the caller's struct). */
@@ -42,6 +48,42 @@ struct db_delivery {
 /* Inserts; *id_r is the new id. */
 MUST_CHECK int db_deliveries_insert(struct db *db,
     const struct db_delivery_new *d, int64_t *id_r, struct err *err);
+
+/* Everything a notify job needs, read in one statement (one round trip):
+ * the job's delivery if one was made (d.id = 0: none yet), the payload's
+ * message_id, the message with its patient, author and practice, the
+ * thread's earlier Message-IDs and whether the patient's address is
+ * suppressed. Owned by the struct: db_deliveries_notify_load_fini(). */
+struct db_notify_load {
+	struct db_delivery d;         /* d.id = 0: no delivery yet */
+	int64_t message_id;           /* the payload's; 0: missing or bad */
+	bool found;                   /* the message exists (n filled) */
+	struct db_message_notice n;
+	bool suppressed;
+	char suppression_reason[64];
+};
+/* 0, or -1 with err set (a payload that is not a JSON object is a
+ * permanent error). */
+MUST_CHECK int db_deliveries_notify_load(struct db *db, int64_t job_id,
+    const char *payload, struct db_notify_load *l_r, struct err *err);
+void db_deliveries_notify_load_fini(struct db_notify_load *l);
+
+/* Everything a magic_link job needs, in one statement: the job's login
+ * delivery if any (d.id = 0: none) and then the subject it names (still
+ * allowed to log in), else the payload's fields and the subject for the
+ * payload's address (compared case-insensitively after trimming; the
+ * caller still checks the address: a subject is only used for an address
+ * email_normalize_check() accepts). Copied into the struct; the payload
+ * strings are heap copies (db_deliveries_login_load_fini()). */
+struct db_login_load {
+	struct db_delivery d;
+	char *email, *practice_id, *requested_ip;   /* NULL: not in payload */
+	bool found;                   /* s filled */
+	struct db_login_subject s;
+};
+MUST_CHECK int db_deliveries_login_load(struct db *db, int64_t job_id,
+    const char *payload, struct db_login_load *l_r, struct err *err);
+void db_deliveries_login_load_fini(struct db_login_load *l);
 
 /* The (first) delivery made for job_id of kind. 1: *d_r filled; 0: none;
  * -1: err set. */
@@ -61,6 +103,21 @@ struct db_delivery_outcome {
  * are set with it). 1: updated; 0: no such row; -1: err. */
 MUST_CHECK int db_deliveries_record(struct db *db, int64_t id,
     const char *state, const struct db_delivery_outcome *o, struct err *err);
+
+/* "sent" for n deliveries in one statement (the runner writes it in the
+ * transaction that completes their jobs). ids[i], codes[i] (0: none),
+ * replies[i] (NULL: none). Each counts one attempt. *updated_r: rows
+ * changed. */
+MUST_CHECK int db_deliveries_record_sent(struct db *db, int n,
+    const int64_t *ids, const long *codes, const char *const *replies,
+    int *updated_r, struct err *err);
+
+/* Deliveries of jobs the lease reaper just made dead (ids[0..n)) that
+ * are still queued or deferred: failed, with reason. Runs in the reaper's
+ * transaction. *failed_r: rows changed. */
+MUST_CHECK int db_deliveries_fail_jobs(struct db *db, int n,
+    const int64_t *job_ids, const char *reason, int *failed_r,
+    struct err *err);
 
 /* The x.y.z enhanced status after the code in an SMTP reply line
  * ("550 5.1.1 <x>: …") into out[size >= 12]; "" when there is none. */

@@ -15,6 +15,19 @@
 #include "common/err.h"
 #include "worker/worker.h"
 
+/* What a mail handler leaves for the runner after an SMTP 2xx instead of
+ * writing "sent" itself: the runner records it in the transaction that
+ * completes the job, fenced by the job's lease token like the completion,
+ * so a batch of mails costs one commit. A crash in between leaves the
+ * delivery queued (or deferred) and the job running: after its lease the
+ * job runs again and sends the same mail, with the same Message-ID. */
+#define JOB_SENT_REPLY_MAX 256
+struct job_sent {
+	int64_t delivery_id;          /* 0: nothing to record */
+	long code;
+	char reply[JOB_SENT_REPLY_MAX];
+};
+
 struct job_ctx {
 	struct db *db;
 	const struct job *job;
@@ -23,6 +36,9 @@ struct job_ctx {
 	/* The runner thread's mail state, NULL until a mail handler makes it
 	 * (worker/outbox.h: outbox_get). */
 	struct outbox **outbox;
+	/* NULL: a mail handler records "sent" at once; else it fills this
+	 * and returns 0, and the runner writes it with the completion. */
+	struct job_sent *sent;
 };
 
 struct handler {

@@ -30,7 +30,6 @@
 
 #include "common/db_deliveries.h"
 #include "common/db_login_tokens.h"
-#include "common/db_payload.h"
 #include "common/email.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -43,124 +42,99 @@
 #define CODE_DIGITS 8
 #define LINK_MAX 600
 
-/* Payload → subject. 1 found, 0 nobody (done), -1 err. */
-static int
-subject_from_payload(struct job_ctx *ctx, struct db_login_subject *s,
-    char **ip_r, struct err *err)
-{
-	static const char *const keys[] = { "email", "practice_id",
-		                            "requested_ip" };
-	char *v[3] = { NULL, NULL, NULL };
-	char email[LIMIT_EMAIL + 1];
-	long long practice = 0;
-	int ret = -1;
-
-	if (db_payload_get(ctx->db, ctx->job->payload, keys, 3, v, err) < 0)
-		return -1;
-	if (v[0] == NULL) {
-		err_set(err, false, "magic_link: payload has no email");
-		goto out;
-	}
-	if (email_normalize_check(v[0], email, sizeof email, err) < 0) {
-		err_prefix(err, "magic_link: bad email in payload");
-		err->temp = false;
-		goto out;
-	}
-	if (v[1] != NULL) {
-		char *end;
-		practice = strtoll(v[1], &end, 10);
-		if (*end != '\0' || practice <= 0) {
-			err_set(err, false, "magic_link: bad practice_id");
-			goto out;
-		}
-	}
-	ret = db_login_tokens_find_subject(ctx->db, email, practice, s, err);
-	if (ret == 1) {
-		*ip_r = v[2];
-		v[2] = NULL;
-	}
-out:
-	for (int i = 0; i < 3; i++)
-		free(v[i]);
-	return ret;
-}
-
 int
 job_magic_link(struct job_ctx *ctx, struct err *err)
 {
 	const struct cfg *cfg = &ctx->w->cfg;
 	const struct job *j = ctx->job;
 	struct outbox *ob;
-	struct db_delivery d;
-	struct db_login_subject s;
+	struct db_login_load l = { 0 };
+	struct db_delivery *d = &l.d;
+	struct db_login_subject *s = &l.s;
 	struct template_mail tm = { 0 };
 	struct buf msg;
-	char *ip = NULL;
+	const char *ip = NULL;
 	char token[CRYPTO_B64URL_LEN(CRYPTO_TOKEN_BYTES)];
 	char code[CODE_DIGITS + 1], minutes[24], link[LINK_MAX];
 	char msgid[COMPOSE_MSGID_NEW_SIZE + 2], bounce[TOKEN_ADDRESS_SIZE];
 	uint8_t th[CRYPTO_HASH_BYTES], ch[CRYPTO_HASH_BYTES];
 	int64_t lifetime = (int64_t)cfg->mail.login_token_minutes * 60, left;
 	int64_t token_id;
-	int rc, ret = -1;
+	int ret = -1;
 
 	buf_init(&msg, LIMIT_MAIL_SIZE);
 	if (outbox_get(ctx, &ob, err) < 0)
 		goto out;
-	rc = db_deliveries_find_job(ctx->db, j->id, DELIVERY_KIND, &d, err);
-	if (rc < 0)
+	/* One round trip: the delivery (a retry) and whom it names, or the
+	 * payload and whom its address names. */
+	if (db_deliveries_login_load(ctx->db, j->id, j->payload, &l, err) < 0) {
+		err_prefix(err, "magic_link");
 		goto out;
-	if (rc == 1) {
+	}
+	if (d->id > 0) {
 		/* A retry, or a rerun after a crash. */
-		if (strcmp(d.state, "sent") == 0) {
+		if (strcmp(d->state, "sent") == 0) {
 			ret = 0;
 			goto out;
 		}
-		if (strcmp(d.state, "queued") != 0 &&
-		    strcmp(d.state, "deferred") != 0) {
+		if (strcmp(d->state, "queued") != 0 &&
+		    strcmp(d->state, "deferred") != 0) {
 			err_set(err, false, "magic_link: delivery %lld is %s",
-			    (long long)d.id, d.state);
+			    (long long)d->id, d->state);
 			goto out;
 		}
-		rc = db_login_tokens_subject_by_id(ctx->db, d.staff_user_id,
-		    d.patient_id, &s, err);
-		if (rc < 0)
-			goto out;
-		if (rc == 0) {
-			outbox_give_up(ctx, d.id, err, "magic_link: the person "
+		if (!l.found) {
+			outbox_give_up(ctx, d->id, err, "magic_link: the person "
 			    "can no longer log in");
 			goto out;
 		}
-		left = lifetime - d.age_s;
-		snprintf(msgid, sizeof msgid, "<%s>", d.message_id);
+		left = lifetime - d->age_s;
+		snprintf(msgid, sizeof msgid, "<%s>", d->message_id);
 	} else {
 		struct db_delivery_new dn = { 0 };
+		char email[LIMIT_EMAIL + 1];
 
-		rc = subject_from_payload(ctx, &s, &ip, err);
-		if (rc < 0)
+		if (l.email == NULL) {
+			err_set(err, false, "magic_link: payload has no email");
 			goto out;
-		if (rc == 0) {
+		}
+		if (email_normalize_check(l.email, email, sizeof email,
+		        err) < 0) {
+			err_prefix(err, "magic_link: bad email in payload");
+			err->temp = false;
+			goto out;
+		}
+		if (l.practice_id != NULL) {
+			char *end;
+			long long practice = strtoll(l.practice_id, &end, 10);
+			if (*end != '\0' || end == l.practice_id || practice <= 0) {
+				err_set(err, false, "magic_link: bad practice_id");
+				goto out;
+			}
+		}
+		if (!l.found) {
 			log_info("event=magic_link_no_subject job=%lld",
 			    (long long)j->id);
 			ret = 0;
 			goto out;
 		}
-		if (compose_message_id_new(email_domain(s.from_address), msgid,
+		ip = l.requested_ip;
+		if (compose_message_id_new(email_domain(s->from_address), msgid,
 		        sizeof msgid, err) < 0)
 			goto out;
 		dn.job_id = j->id;
 		dn.kind = DELIVERY_KIND;
-		dn.practice_id = s.practice_id;
-		dn.patient_id = s.patient_id;
-		dn.staff_user_id = s.staff_user_id;
-		dn.recipient = s.email;
+		dn.practice_id = s->practice_id;
+		dn.patient_id = s->patient_id;
+		dn.staff_user_id = s->staff_user_id;
+		dn.recipient = s->email;
 		dn.message_id = msgid;
-		if (db_deliveries_insert(ctx->db, &dn, &d.id, err) < 0)
+		if (db_deliveries_insert(ctx->db, &dn, &d->id, err) < 0)
 			goto out;
 		left = lifetime;
 	}
 	if (left < LOGIN_MIN_LEFT_S) {
-		outbox_give_up(ctx, d.id, err, "magic_link: not sent before the "
+		outbox_give_up(ctx, d->id, err, "magic_link: not sent before the "
 		    "link's deadline (%lld min)",
 		    (long long)cfg->mail.login_token_minutes);
 		goto out;
@@ -172,7 +146,7 @@ job_magic_link(struct job_ctx *ctx, struct err *err)
 	    (unsigned)crypto_random_below(100000000u));
 	crypto_keyed_hash(outbox_login_token_key(ob), token, strlen(token), th);
 	crypto_keyed_hash(outbox_login_code_key(ob), code, strlen(code), ch);
-	if (db_login_tokens_insert(ctx->db, &s, th, ch, left, ip, &token_id,
+	if (db_login_tokens_insert(ctx->db, s, th, ch, left, ip, &token_id,
 	        err) < 0) {
 		if (db_err_is(err, "22P02"))
 			err_set(err, false, "magic_link: bad requested_ip");
@@ -180,30 +154,30 @@ job_magic_link(struct job_ctx *ctx, struct err *err)
 	}
 	if ((size_t)snprintf(link, sizeof link, "%s/verify?t=%s",
 	        cfg->httpd.base_url, token) >= sizeof link) {
-		outbox_give_up(ctx, d.id, err, "magic_link: base_url too long");
+		outbox_give_up(ctx, d->id, err, "magic_link: base_url too long");
 		goto out;
 	}
 	snprintf(minutes, sizeof minutes, "%lld", (long long)(left / 60));
 	{
 		const struct template_var vars[] = {
-			{ "practice_name", s.practice_name },
+			{ "practice_name", s->practice_name },
 			{ "link", link },
 			{ "code", code },
 			{ "minutes", minutes },
 		};
 		if (template_render(outbox_templates(ob), TEMPLATE_MAGIC_LINK,
 		        false, vars, 4, &tm, err) < 0) {
-			outbox_give_up(ctx, d.id, err, "magic_link: template: %s",
+			outbox_give_up(ctx, d->id, err, "magic_link: template: %s",
 			    err->msg);
 			goto out;
 		}
 	}
 	{
 		struct compose_mail m = {
-			.from = { s.from_name[0] != '\0' ? s.from_name
-			                                 : s.practice_name,
-			          s.from_address },
-			.to = { NULL, s.email },
+			.from = { s->from_name[0] != '\0' ? s->from_name
+			                                 : s->practice_name,
+			          s->from_address },
+			.to = { NULL, s->email },
 			.subject = tm.subject,
 			.message_id = msgid,
 			.auto_submitted = true,
@@ -211,19 +185,19 @@ job_magic_link(struct job_ctx *ctx, struct err *err)
 			.html = tm.html,
 		};
 		if (compose_build(&m, &msg, err) < 0) {
-			outbox_give_up(ctx, d.id, err, "magic_link: compose: %s",
+			outbox_give_up(ctx, d->id, err, "magic_link: compose: %s",
 			    err->msg);
 			goto out;
 		}
 	}
-	if (outbox_bounce_address(ob, d.id, bounce, err) < 0) {
-		outbox_give_up(ctx, d.id, err, "magic_link: %s", err->msg);
+	if (outbox_bounce_address(ob, d->id, bounce, err) < 0) {
+		outbox_give_up(ctx, d->id, err, "magic_link: %s", err->msg);
 		goto out;
 	}
 	log_info("event=login_token_made job=%lld delivery=%lld token_row=%lld "
-	    "left_s=%lld", (long long)j->id, (long long)d.id,
+	    "left_s=%lld", (long long)j->id, (long long)d->id,
 	    (long long)token_id, (long long)left);
-	ret = outbox_send(ctx, ob, d.id, bounce, s.email, &msg, err);
+	ret = outbox_send(ctx, ob, d->id, bounce, s->email, &msg, err);
 out:
 	sodium_memzero(token, sizeof token);
 	sodium_memzero(code, sizeof code);
@@ -232,6 +206,6 @@ out:
 		sodium_memzero(msg.data, msg.len);
 	buf_fini(&msg);
 	template_mail_fini(&tm);
-	free(ip);
+	db_deliveries_login_load_fini(&l);
 	return ret;
 }

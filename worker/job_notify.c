@@ -23,7 +23,6 @@
 
 #include "common/db_deliveries.h"
 #include "common/db_patient_messages.h"
-#include "common/db_payload.h"
 #include "common/db_suppressions.h"
 #include "common/email.h"
 #include "common/log.h"
@@ -35,182 +34,175 @@
 #define DELIVERY_KIND "notify"
 #define LINK_MAX 600
 
-static int
-message_id_from_payload(struct job_ctx *ctx, int64_t *id_r, struct err *err)
-{
-	static const char *const keys[] = { "message_id" };
-	char *v = NULL, *end;
-	long long id;
-
-	if (db_payload_get(ctx->db, ctx->job->payload, keys, 1, &v, err) < 0)
-		return -1;
-	if (v == NULL)
-		return err_set(err, false, "notify: payload has no message_id");
-	id = strtoll(v, &end, 10);
-	if (*end != '\0' || id <= 0) {
-		free(v);
-		return err_set(err, false, "notify: bad message_id");
-	}
-	free(v);
-	*id_r = id;
-	return 0;
-}
-
 int
 job_notify(struct job_ctx *ctx, struct err *err)
 {
 	const struct cfg *cfg = &ctx->w->cfg;
 	const struct job *j = ctx->job;
 	struct outbox *ob;
-	struct db_delivery d = { 0 };
-	struct db_message_notice n = { 0 };
+	struct db_notify_load l = { 0 };
+	struct db_delivery *d = &l.d;
+	struct db_message_notice *n = &l.n;
 	struct template_mail tm = { 0 };
 	struct buf msg;
-	char link[LINK_MAX], reason[DB_SUPPRESSION_REASON_MAX + 16];
+	char link[LINK_MAX], reason[DB_SUPPRESSION_REASON_MAX + 96];
 	char msgid[COMPOSE_MSGID_NEW_SIZE + 2];
 	char reply_to[TOKEN_ADDRESS_SIZE], bounce[TOKEN_ADDRESS_SIZE];
-	int64_t mid = 0, give_up_s = (int64_t)cfg->mail.notify_give_up_h * 3600;
+	int64_t give_up_s = (int64_t)cfg->mail.notify_give_up_h * 3600;
 	bool full;
 	int rc, ret = -1;
 
 	buf_init(&msg, LIMIT_MAIL_SIZE);
 	if (outbox_get(ctx, &ob, err) < 0)
 		goto out;
-	rc = db_deliveries_find_job(ctx->db, j->id, DELIVERY_KIND, &d, err);
-	if (rc < 0)
+	/* One round trip: delivery, payload, message, thread, suppression. */
+	if (db_deliveries_notify_load(ctx->db, j->id, j->payload, &l, err) < 0) {
+		err_prefix(err, "notify");
 		goto out;
-	if (rc == 1) {
-		if (strcmp(d.state, "sent") == 0 ||
-		    strcmp(d.state, "suppressed") == 0) {
+	}
+	if (d->id > 0) {
+		if (strcmp(d->state, "sent") == 0 ||
+		    strcmp(d->state, "suppressed") == 0) {
 			ret = 0;                 /* done before a crash */
 			goto out;
 		}
-		if (strcmp(d.state, "queued") != 0 &&
-		    strcmp(d.state, "deferred") != 0) {
+		if (strcmp(d->state, "queued") != 0 &&
+		    strcmp(d->state, "deferred") != 0) {
 			err_set(err, false, "notify: delivery %lld is %s",
-			    (long long)d.id, d.state);
+			    (long long)d->id, d->state);
 			goto out;
 		}
 	}
-	if (message_id_from_payload(ctx, &mid, err) < 0)
-		goto out;
-	rc = db_patient_messages_notice(ctx->db, mid, &n, err);
-	if (rc < 0)
-		goto out;
-	if (rc == 0 || !n.outbound) {
-		if (d.id > 0)
-			outbox_give_up(ctx, d.id, err, "notify: message %lld is "
-			    "gone or not outbound", (long long)mid);
-		else
-			err_set(err, false, "notify: message %lld is gone or not "
-			    "outbound", (long long)mid);
+	if (l.message_id == 0) {
+		err_set(err, false, "notify: payload has no valid message_id");
 		goto out;
 	}
-	if (d.id == 0) {
+	if (!l.found || !n->outbound) {
+		if (d->id > 0)
+			outbox_give_up(ctx, d->id, err, "notify: message %lld is "
+			    "gone or not outbound", (long long)l.message_id);
+		else
+			err_set(err, false, "notify: message %lld is gone or not "
+			    "outbound", (long long)l.message_id);
+		goto out;
+	}
+	if (d->id == 0) {
+		/* The delivery row, with its Message-ID, commits before the
+		 * first send; the same statement names the message by it. */
 		struct db_delivery_new dn = {
 			.job_id = j->id,
 			.kind = DELIVERY_KIND,
-			.practice_id = n.practice_id,
-			.patient_id = n.patient_id,
-			.recipient = n.patient_email,
+			.practice_id = n->practice_id,
+			.patient_id = n->patient_id,
+			.recipient = n->patient_email,
+			.message_row_id = n->id,
 		};
-		rc = db_suppressions_find(ctx->db, n.patient_email,
-		    n.practice_id, reason + 12, sizeof reason - 12, err);
-		if (rc < 0)
-			goto out;
-		if (compose_message_id_new(email_domain(n.from_address), msgid,
+		if (compose_message_id_new(email_domain(n->from_address), msgid,
 		        sizeof msgid, err) < 0)
 			goto out;
 		dn.message_id = msgid;
-		if (rc == 1) {
-			memcpy(reason, "suppressed: ", 12);
+		if (l.suppressed) {
+			snprintf(reason, sizeof reason, "suppressed: %s",
+			    l.suppression_reason);
 			dn.state = "suppressed";
 			dn.reason = reason;
+		} else if (n->age_s >= give_up_s) {
+			snprintf(reason, sizeof reason, "notify: gave up: not sent "
+			    "within %d h of the message", cfg->mail.notify_give_up_h);
+			dn.state = "failed";
+			dn.reason = reason;
 		}
-		if (db_deliveries_insert(ctx->db, &dn, &d.id, err) < 0)
+		if (db_deliveries_insert(ctx->db, &dn, &d->id, err) < 0)
 			goto out;
-		if (rc == 1) {
+		if (l.suppressed) {
 			log_info("event=mail_suppressed job=%lld delivery=%lld "
-			    "reason=%s", (long long)j->id, (long long)d.id,
-			    reason + 12);
+			    "reason=%s", (long long)j->id, (long long)d->id,
+			    l.suppression_reason);
 			ret = 0;
 			goto out;
 		}
+		if (dn.state != NULL) {
+			err_set(err, false, "%s", reason);
+			goto out;
+		}
 	} else {
-		snprintf(msgid, sizeof msgid, "<%s>", d.message_id);
-	}
-	if (n.age_s >= give_up_s) {
-		outbox_give_up(ctx, d.id, err, "notify: gave up: not sent within "
-		    "%d h of the message", cfg->mail.notify_give_up_h);
-		goto out;
+		snprintf(msgid, sizeof msgid, "<%s>", d->message_id);
+		if (n->age_s >= give_up_s) {
+			outbox_give_up(ctx, d->id, err, "notify: gave up: not sent "
+			    "within %d h of the message",
+			    cfg->mail.notify_give_up_h);
+			goto out;
+		}
+		/* A row made before the message was named (older versions
+		 * wrote the two apart): name it now; a no-op otherwise. */
+		if (db_patient_messages_set_message_id(ctx->db, n->id, msgid,
+		        err) < 0)
+			goto out;
 	}
 
-	/* The message is known by this mail's id from now on (replies). */
-	if (db_patient_messages_set_message_id(ctx->db, n.id, msgid, err) < 0)
-		goto out;
 	if ((size_t)snprintf(link, sizeof link, "%s/messages/%lld",
-	        cfg->httpd.base_url, (long long)n.thread_id) >= sizeof link) {
-		outbox_give_up(ctx, d.id, err, "notify: base_url too long");
+	        cfg->httpd.base_url, (long long)n->thread_id) >= sizeof link) {
+		outbox_give_up(ctx, d->id, err, "notify: base_url too long");
 		goto out;
 	}
-	full = n.phi_in_email && n.email_text_consent;
+	full = n->phi_in_email && n->email_text_consent;
 	if (full) {
 		const struct template_var vars[] = {
-			{ "practice_name", n.practice_name },
+			{ "practice_name", n->practice_name },
 			{ "link", link },
-			{ "patient_name", n.patient_name },
-			{ "staff_name", n.staff_name[0] != '\0' ? n.staff_name
-			                                        : n.practice_name },
-			{ "message_text", n.body },
+			{ "patient_name", n->patient_name },
+			{ "staff_name", n->staff_name[0] != '\0' ? n->staff_name
+			                                        : n->practice_name },
+			{ "message_text", n->body },
 		};
 		rc = template_render(outbox_templates(ob),
 		    TEMPLATE_NOTIFY_FULL_TEXT, true, vars, 5, &tm, err);
 	} else {
 		const struct template_var vars[] = {
-			{ "practice_name", n.practice_name },
+			{ "practice_name", n->practice_name },
 			{ "link", link },
 		};
 		rc = template_render(outbox_templates(ob),
 		    TEMPLATE_NOTIFY_PHI_FREE, true, vars, 2, &tm, err);
 	}
 	if (rc < 0) {
-		outbox_give_up(ctx, d.id, err, "notify: template: %s", err->msg);
+		outbox_give_up(ctx, d->id, err, "notify: template: %s", err->msg);
 		goto out;
 	}
-	if (outbox_reply_address(ob, n.thread_id, n.reply_domain, reply_to,
+	if (outbox_reply_address(ob, n->thread_id, n->reply_domain, reply_to,
 	        err) < 0 ||
-	    outbox_bounce_address(ob, d.id, bounce, err) < 0) {
-		outbox_give_up(ctx, d.id, err, "notify: %s", err->msg);
+	    outbox_bounce_address(ob, d->id, bounce, err) < 0) {
+		outbox_give_up(ctx, d->id, err, "notify: %s", err->msg);
 		goto out;
 	}
 	{
 		struct compose_mail m = {
-			.from = { n.from_name[0] != '\0' ? n.from_name
-			                                 : n.practice_name,
-			          n.from_address },
-			.to = { full ? n.patient_name : NULL, n.patient_email },
-			.reply_to = { n.practice_name, reply_to },
+			.from = { n->from_name[0] != '\0' ? n->from_name
+			                                 : n->practice_name,
+			          n->from_address },
+			.to = { full ? n->patient_name : NULL, n->patient_email },
+			.reply_to = { n->practice_name, reply_to },
 			.subject = tm.subject,
 			.message_id = msgid,
-			.in_reply_to = n.n_refs > 0 ? n.refs[n.n_refs - 1] : NULL,
-			.references = (const char *const *)n.refs,
-			.n_references = n.n_refs,
+			.in_reply_to = n->n_refs > 0 ? n->refs[n->n_refs - 1] : NULL,
+			.references = (const char *const *)n->refs,
+			.n_references = n->n_refs,
 			.auto_submitted = true,
 			.text = tm.text,
 			.html = tm.html,
 		};
 		if (compose_build(&m, &msg, err) < 0) {
-			outbox_give_up(ctx, d.id, err, "notify: compose: %s",
+			outbox_give_up(ctx, d->id, err, "notify: compose: %s",
 			    err->msg);
 			goto out;
 		}
 	}
 	log_info("event=notify_compose job=%lld delivery=%lld form=%s",
-	    (long long)j->id, (long long)d.id, full ? "full_text" : "phi_free");
-	ret = outbox_send(ctx, ob, d.id, bounce, n.patient_email, &msg, err);
+	    (long long)j->id, (long long)d->id, full ? "full_text" : "phi_free");
+	ret = outbox_send(ctx, ob, d->id, bounce, n->patient_email, &msg, err);
 out:
 	buf_fini(&msg);
 	template_mail_fini(&tm);
-	db_patient_messages_notice_fini(&n);
+	db_deliveries_notify_load_fini(&l);
 	return ret;
 }

@@ -161,6 +161,14 @@ outbox_send(struct job_ctx *ctx, struct outbox *ob, int64_t delivery_id,
 		log_info("event=mail_sent job=%lld delivery=%lld code=%ld "
 		    "bytes=%zu", (long long)j->id, (long long)delivery_id,
 		    res.code, msg->len);
+		if (ctx->sent != NULL) {
+			/* The runner writes it with the job's completion. */
+			ctx->sent->delivery_id = delivery_id;
+			ctx->sent->code = res.code;
+			str_copy(ctx->sent->reply, sizeof ctx->sent->reply,
+			    res.reply);
+			return 0;
+		}
 		return record(ctx, delivery_id, "sent", &o, err);
 	}
 	/* Whatever went wrong, the next send starts on a fresh connection. */

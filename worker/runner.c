@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/backoff.h"
+#include "common/db_deliveries.h"
 #include "common/job_kinds.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -23,11 +24,15 @@
 
 #define LIVE(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 /* Completions of quick jobs wait to be written together, at most this
- * long: a batch of them completes in one statement. A job that took
- * SLOW_JOB_US or more is written at once (with those waiting), so a crash
- * repeats at most the job in hand plus ~COMPLETE_AFTER_US of quick ones. */
+ * long: a batch of them completes in one statement (and a batch of mails
+ * records "sent" in the same transaction). A job that took SLOW_JOB_US or
+ * more is written at once (with those waiting), so a crash repeats at
+ * most the job in hand plus ~COMPLETE_AFTER_US of quick ones. A mail
+ * (compose and one SMTP dialogue on a reused connection, 1-5 ms) counts as
+ * quick: repeating it after a crash sends the same mail again, with the
+ * same Message-ID. */
 #define COMPLETE_AFTER_US 20000
-#define SLOW_JOB_US 2000
+#define SLOW_JOB_US 10000
 #define COUNT(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
 
 static int64_t
@@ -143,18 +148,51 @@ log_err(const char *event, const struct job *j, const struct err *err)
 	    log_quote(q, sizeof q, err->msg));
 }
 
-/* Writes the completions collected in done[0..n). */
+/* Records the deliveries sent[i] of the jobs whose completion held
+ * (ok[i]); inside the completion's transaction. */
 static int
-flush_done(struct runner *r, struct db *db, struct job *done, int n,
-    struct err *err)
+record_sent(struct db *db, const struct job_sent *sent, const bool *ok,
+    int n, struct err *err)
 {
-	bool ok[JOB_CLAIM_MAX];
+	int64_t ids[JOB_CLAIM_MAX];
+	long codes[JOB_CLAIM_MAX];
+	const char *replies[JOB_CLAIM_MAX];
+	int k = 0, updated;
+
+	for (int i = 0; i < n; i++)
+		if (ok[i] && sent[i].delivery_id > 0) {
+			ids[k] = sent[i].delivery_id;
+			codes[k] = sent[i].code;
+			replies[k] = sent[i].reply[0] != '\0' ? sent[i].reply : NULL;
+			k++;
+		}
+	return db_deliveries_record_sent(db, k, ids, codes, replies, &updated,
+	    err);
+}
+
+/* Writes the completions collected in done[0..n), and with them (one
+ * transaction) the deliveries their handlers left in sent[0..n). */
+static int
+flush_done(struct runner *r, struct db *db, struct job *done,
+    struct job_sent *sent, int n, struct err *err)
+{
+	bool ok[JOB_CLAIM_MAX], any_sent = false;
 
 	if (n == 0)
 		return 0;
-	if (db_jobs_complete(db, done, n,
-	        LIVE(&r->w->cfg.worker.keep_done_s) > 0, ok, err) < 0)
+	for (int i = 0; i < n; i++)
+		any_sent |= sent[i].delivery_id > 0;
+	if (any_sent && db_begin(db, err) < 0)
 		return -1;
+	if (db_jobs_complete(db, done, n,
+	        LIVE(&r->w->cfg.worker.keep_done_s) > 0, ok, err) < 0 ||
+	    (any_sent && (record_sent(db, sent, ok, n, err) < 0 ||
+	        db_commit(db, err) < 0))) {
+		if (any_sent)
+			db_rollback(db);
+		return -1;
+	}
+	memset(sent, 0, (size_t)n * sizeof *sent);
 	for (int i = 0; i < n; i++) {
 		int k = worker_kind_index(done[i].kind);
 		if (ok[i]) {
@@ -211,6 +249,7 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 {
 	struct worker *w = r->w;
 	struct job *done = xcalloc((size_t)n, sizeof *done);
+	struct job_sent *sent = xcalloc((size_t)n, sizeof *sent);
 	int64_t pending_since = 0;
 	int ndone = 0, ret = -1;
 
@@ -243,8 +282,11 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			    j->kind);
 			rc = -1;
 		} else {
-			struct job_ctx ctx = { db, j, w, &w->stop, &r->outbox };
+			struct job_ctx ctx = { db, j, w, &w->stop, &r->outbox,
+				               &sent[ndone] };
 			rc = h->run(&ctx, &jerr);
+			if (rc != 0)
+				memset(&sent[ndone], 0, sizeof sent[ndone]);
 		}
 		drop_slot(w, k);
 		int64_t took = now_us() - t0;
@@ -261,7 +303,7 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			done[ndone++] = *j;       /* payload freed with jobs[] */
 			if (took >= SLOW_JOB_US ||
 			    now_us() - pending_since >= COMPLETE_AFTER_US) {
-				if (flush_done(r, db, done, ndone, err) < 0)
+				if (flush_done(r, db, done, sent, ndone, err) < 0)
 					goto out;
 				ndone = 0;
 			}
@@ -275,10 +317,11 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 		if (record_failure(r, db, j, &jerr, err) < 0)
 			goto out;
 	}
-	ret = flush_done(r, db, done, ndone, err);
+	ret = flush_done(r, db, done, sent, ndone, err);
 out:
 	set_inflight(r, NULL, 0);
 	free(done);
+	free(sent);
 	return ret;
 }
 
