@@ -451,7 +451,7 @@ db_jobs_release(struct db *db, const struct job *job, struct err *err)
 
 int
 db_jobs_reap(struct db *db, int limit, int *requeued_r, int *killed_r,
-    struct err *err)
+    int64_t *dead_ids, struct err *err)
 {
 	static const char sql[] =
 	    "WITH expired AS (SELECT id FROM jobs"
@@ -472,7 +472,7 @@ db_jobs_reap(struct db *db, int limit, int *requeued_r, int *killed_r,
 	    "  'lease expired: worker ' || coalesce(j.locked_by, '?')"
 	    "  || ' died or stalled')"
 	    " FROM expired WHERE j.id = expired.id"
-	    " RETURNING j.state";
+	    " RETURNING j.state, j.id";
 	char slimit[16], kept[16];
 	const char *params[] = { slimit, kept };
 	PGresult *res = NULL;
@@ -482,11 +482,17 @@ db_jobs_reap(struct db *db, int limit, int *requeued_r, int *killed_r,
 	snprintf(kept, sizeof kept, "%d", JOB_ERRORS_KEPT);
 	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
 		return -1;
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (strcmp(PQgetvalue(res, r, 0), "dead") == 0)
+	for (int r = 0; r < PQntuples(res) && r < limit; r++) {
+		if (strcmp(PQgetvalue(res, r, 0), "dead") == 0) {
+			if (dead_ids != NULL &&
+			    db_get_i64(res, r, 1, &dead_ids[*killed_r], err) < 0) {
+				PQclear(res);
+				return -1;
+			}
 			(*killed_r)++;
-		else
+		} else {
 			(*requeued_r)++;
+		}
 	}
 	PQclear(res);
 	if (*requeued_r > 0 && notify(db, err) < 0)

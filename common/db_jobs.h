@@ -104,9 +104,11 @@ MUST_CHECK int db_jobs_release(struct db *db, const struct job *job,
 
 /* Expired leases (a worker died or stalled): back to queued after
  * backoff, or dead when attempts are exhausted. Up to limit rows.
- * *requeued_r and *killed_r count them. */
+ * *requeued_r and *killed_r count them; dead_ids (NULL, or room for limit
+ * ids) gets the ids of the jobs made dead, so the caller can end what
+ * they left behind in the same transaction. */
 MUST_CHECK int db_jobs_reap(struct db *db, int limit, int *requeued_r,
-    int *killed_r, struct err *err);
+    int *killed_r, int64_t *dead_ids, struct err *err);
 
 /* Deletes done jobs older than done_s seconds (JOB_ONCE_KEEP_S at least
  * for those with a once_key) and dead jobs older than dead_s, up to limit

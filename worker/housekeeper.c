@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/backoff.h"
+#include "common/db_deliveries.h"
 #include "common/job_kinds.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -82,16 +83,28 @@ schedule(struct worker *w, struct db *db, long long delay_ms,
 
 #define REAP_PER_ROUND 1000
 
+/* One transaction: jobs made dead by the reaper end their mail too: a
+ * delivery still queued or deferred would otherwise stay so forever. */
 static int
 reap(struct db *db, struct err *err)
 {
-	int requeued = 0, killed = 0;
+	static int64_t dead[REAP_PER_ROUND];
+	int requeued = 0, killed = 0, failed = 0;
 
-	if (db_jobs_reap(db, REAP_PER_ROUND, &requeued, &killed, err) < 0)
+	if (db_begin(db, err) < 0)
 		return -1;
+	if (db_jobs_reap(db, REAP_PER_ROUND, &requeued, &killed, dead,
+	        err) < 0 ||
+	    db_deliveries_fail_jobs(db, killed, dead, "lease expired on the "
+	        "job's last attempt (worker died or stalled); the mail may "
+	        "or may not have left", &failed, err) < 0 ||
+	    db_commit(db, err) < 0) {
+		db_rollback(db);
+		return -1;
+	}
 	if (requeued > 0 || killed > 0)
-		log_warn("event=leases_expired requeued=%d dead=%d", requeued,
-		    killed);
+		log_warn("event=leases_expired requeued=%d dead=%d "
+		    "deliveries_failed=%d", requeued, killed, failed);
 	return 0;
 }
 
