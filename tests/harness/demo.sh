@@ -133,7 +133,7 @@ CONF
 	pid_alive "$var/run/postern-worker.pid" postern-worker ||
 		{ tail -5 "$var/log/postern-worker.log" >&2; die "postern-worker did not stay up (log: $var/log/postern-worker.log)"; }
 	# Show the mail path working: the worker mails a sign-in link to the
-	# demo owner (the sign-in pages themselves come with the web views).
+	# demo owner (the same job POST /login enqueues).
 	"$build/posternctl" -q -c "$var/postern.conf" jobs enqueue magic_link \
 		'{"email": "owner@practice.test"}' >/dev/null ||
 		say "could not enqueue the demo sign-in mail (see above)"
@@ -141,7 +141,7 @@ CONF
 
 postern is running.
 
-  Web:        http://127.0.0.1:$port/   (health: /healthz)
+  Web:        http://127.0.0.1:$port/login   (health: /healthz)
   Practice:   Riverside Family Practice (slug riverside)
   Staff:      owner@practice.test (owner), see 'posternctl staff list --practice riverside'
   Patients:   'posternctl patient list --practice riverside' (all @patients.test)
