@@ -81,7 +81,16 @@ struct cfg {
 		char *ca_file;
 		char *mailbox;
 		int timeout_s;
+		char *processed_folder; /* "": flag \Seen; else UID MOVE there */
+		int batch;             /* messages per ingest transaction */
+		char *idle;            /* yes, no */
+		int poll_s;            /* look for new mail at least this often */
 	} imap;
+	struct {
+		char *red_flags_file;  /* one phrase per line; "": built-in list */
+		char *attachment_types; /* comma-separated allowlist */
+		int attachment_max_kb; /* larger attachments are refused */
+	} ingest;
 	struct {
 		char *from_address;    /* default sender when a practice has none */
 		char *reply_domain;    /* reply+TOKEN@reply_domain */

@@ -214,6 +214,15 @@ db_query_prepared(struct db *db, const char *name, const char *sql, int n,
     const char *const *params, ExecStatusType want, PGresult **res_r,
     struct err *err)
 {
+	return db_query_prepared_bin(db, name, sql, n, params, NULL, NULL, want,
+	    res_r, err);
+}
+
+int
+db_query_prepared_bin(struct db *db, const char *name, const char *sql, int n,
+    const char *const *params, const int *lengths, const int *formats,
+    ExecStatusType want, PGresult **res_r, struct err *err)
+{
 	PGresult *res;
 	int i;
 
@@ -234,7 +243,7 @@ db_query_prepared(struct db *db, const char *name, const char *sql, int n,
 		    (size_t)(db->nprepared + 1) * sizeof *db->prepared);
 		db->prepared[db->nprepared++] = xstrdup(name);
 	}
-	res = PQexecPrepared(db->conn, name, n, params, NULL, NULL, 0);
+	res = PQexecPrepared(db->conn, name, n, params, lengths, formats, 0);
 	if (res == NULL || PQresultStatus(res) != want) {
 		int r = result_err(db, res, err);
 		PQclear(res);

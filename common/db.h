@@ -55,6 +55,13 @@ MUST_CHECK int db_query_prepared(struct db *db, const char *name,
     const char *sql, int n, const char *const *params, ExecStatusType want,
     PGresult **res_r, struct err *err);
 
+/* db_query_prepared() with some parameters in binary: formats[i] = 1
+ * sends params[i] as lengths[i] raw bytes (bytea), 0 as text. Results
+ * are text. */
+MUST_CHECK int db_query_prepared_bin(struct db *db, const char *name,
+    const char *sql, int n, const char *const *params, const int *lengths,
+    const int *formats, ExecStatusType want, PGresult **res_r,
+    struct err *err);
 /* db_query() for commands that return no rows. */
 MUST_CHECK int db_cmd(struct db *db, const char *sql, int n,
     const char *const *params, struct err *err);

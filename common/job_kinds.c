@@ -15,6 +15,10 @@ const struct job_kind job_kinds[] = {
 	{ "magic_link", -10, 25, 0, "mails a login link and code" },
 	/* Staff message to a patient; given up after [mail] notify_give_up_h. */
 	{ "notify", 0, 25, 0, "mails a patient that a staff message waits" },
+	/* Reads the [imap] mailbox; one at a time (a mailbox has one
+	 * ingester anyway). Recurring: failures (IMAP down) retry with
+	 * backoff in the one job rather than piling up dead ones. */
+	{ "imap_sync", 0, 100, 1, "ingests new mail from the [imap] mailbox" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

@@ -50,6 +50,10 @@
 #define LIMIT_IMAP_LOGOUT_MS 5000
 /* A mailbox name longer than this is refused before it is sent. */
 #define LIMIT_IMAP_MAILBOX 1024
+/* UIDs in one FETCH/STORE command, and the FETCH response bytes allowed
+ * per message on top of its literal (the "* n FETCH (UID … BODY[] {n}" line). */
+#define LIMIT_IMAP_BATCH 500
+#define LIMIT_IMAP_FETCH_LINE 512
 
 /* Outgoing mail: what handlers may pass to composition and templates;
  * going over is an error, never a cut. */

@@ -506,6 +506,25 @@ dsn_close(struct dsn_group *g, struct dsn_group *best, int *best_rank)
 }
 
 int
+classify_mailbox(const char *value, char *out, size_t size)
+{
+	struct span m;
+
+	if (size == 0)
+		return -1;
+	out[0] = '\0';
+	if (value == NULL)
+		return -1;
+	m = strip(mailbox(strip((struct span){ value,
+	    strnlen(value, LIMIT_CLASSIFY_VALUE) })));
+	if (m.n == 0 || m.n >= size)
+		return -1;
+	memcpy(out, m.p, m.n);
+	out[m.n] = '\0';
+	return 0;
+}
+
+int
 classify_dsn_parse(const char *text, size_t len, struct classify_dsn *dsn_r,
     struct err *err)
 {

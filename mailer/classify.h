@@ -76,6 +76,12 @@ struct classify_result {
 /* Classifies h into *r. Cannot fail. */
 void classify_mail(const struct classify_headers *h, struct classify_result *r);
 
+/* The addr-spec of a From-style value ("Name" <a@b> or a@b): the last
+ * <...> outside quotes, else the whole value, trimmed, into out[size].
+ * 0, or -1 (out "") when there is none or it does not fit. Not checked
+ * as an address: email_normalize_check() does that. */
+int classify_mailbox(const char *value, char *out, size_t size);
+
 /* "unknown", "reply", "auto_reply", "bounce" (the mail inspect names). */
 const char *classify_kind_name(enum classify_kind kind);
 

@@ -833,36 +833,44 @@ att_for_uid(clist *fetched, uint32_t uid)
 	return NULL;
 }
 
-/* UID FETCH uid (UID <what>). 0 and *fetched_r set (maybe empty), or -1. */
+/* UID FETCH set (UID <what...>): set and the n atts are consumed. 0 and
+ * *fetched_r set (maybe empty), or -1. */
 static int
-uid_fetch(struct imap_conn *c, uint32_t uid, struct mailimap_fetch_att *what,
-    size_t reply_budget, clist **fetched_r, const char *name, struct err *err)
+uid_fetch_set(struct imap_conn *c, struct mailimap_set *set,
+    struct mailimap_fetch_att **what, size_t n, size_t reply_budget,
+    clist **fetched_r, const char *name, struct err *err)
 {
 	struct mailimap_fetch_type *ft = NULL;
 	struct mailimap_fetch_att *uid_att = NULL;
-	struct mailimap_set *set = NULL;
+	bool oom = false;
 	int r, ret = -1;
 
 	*fetched_r = NULL;
 	ft = mailimap_fetch_type_new_fetch_att_list_empty();
 	uid_att = mailimap_fetch_att_new_uid();
-	set = mailimap_set_new_single(uid);
-	if (ft == NULL || uid_att == NULL || set == NULL || what == NULL) {
+	if (ft == NULL || uid_att == NULL || set == NULL)
+		oom = true;
+	else if (mailimap_fetch_type_new_fetch_att_list_add(ft, uid_att) !=
+	    MAILIMAP_NO_ERROR)
+		oom = true;
+	else
+		uid_att = NULL;                     /* ft owns it */
+	for (size_t i = 0; i < n; i++) {
+		if (!oom && what[i] != NULL &&
+		    mailimap_fetch_type_new_fetch_att_list_add(ft, what[i]) ==
+		    MAILIMAP_NO_ERROR) {
+			what[i] = NULL;
+			continue;
+		}
+		oom = true;
+		if (what[i] != NULL)
+			mailimap_fetch_att_free(what[i]);
+		what[i] = NULL;
+	}
+	if (oom) {
 		err_set(err, true, "imap: out of memory");
 		goto out;
 	}
-	if (mailimap_fetch_type_new_fetch_att_list_add(ft, uid_att) !=
-	    MAILIMAP_NO_ERROR) {
-		err_set(err, true, "imap: out of memory");
-		goto out;
-	}
-	uid_att = NULL;                             /* ft owns it */
-	if (mailimap_fetch_type_new_fetch_att_list_add(ft, what) !=
-	    MAILIMAP_NO_ERROR) {
-		err_set(err, true, "imap: out of memory");
-		goto out;
-	}
-	what = NULL;
 	budget(c, reply_budget);
 	r = mailimap_uid_fetch(c->imap, set, ft, fetched_r);
 	if (r != MAILIMAP_NO_ERROR) {
@@ -872,8 +880,6 @@ uid_fetch(struct imap_conn *c, uint32_t uid, struct mailimap_fetch_att *what,
 	}
 	ret = 0;
 out:
-	if (what != NULL)
-		mailimap_fetch_att_free(what);
 	if (uid_att != NULL)
 		mailimap_fetch_att_free(uid_att);
 	if (ft != NULL)
@@ -881,6 +887,324 @@ out:
 	if (set != NULL)
 		mailimap_set_free(set);
 	return ret;
+}
+
+/* UID FETCH uid (UID <what>). 0 and *fetched_r set (maybe empty), or -1. */
+static int
+uid_fetch(struct imap_conn *c, uint32_t uid, struct mailimap_fetch_att *what,
+    size_t reply_budget, clist **fetched_r, const char *name, struct err *err)
+{
+	return uid_fetch_set(c, mailimap_set_new_single(uid), &what, 1,
+	    reply_budget, fetched_r, name, err);
+}
+
+/* A UID set of uids[n] (ascending), runs folded into intervals; NULL when
+ * out of memory. */
+static struct mailimap_set *
+uid_set(const uint32_t *uids, size_t n)
+{
+	struct mailimap_set *set = mailimap_set_new_empty();
+
+	for (size_t i = 0; set != NULL && i < n;) {
+		size_t j = i;
+
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if ((j == i ? mailimap_set_add_single(set, uids[i]) :
+		    mailimap_set_add_interval(set, uids[i], uids[j])) !=
+		    MAILIMAP_NO_ERROR) {
+			mailimap_set_free(set);
+			return NULL;
+		}
+		i = j + 1;
+	}
+	return set;
+}
+
+/* An IMAP date-time as unix seconds. */
+static int64_t
+date_time_unix(const struct mailimap_date_time *d)
+{
+	struct tm tm = {
+		.tm_year = d->dt_year - 1900, .tm_mon = d->dt_month - 1,
+		.tm_mday = d->dt_day, .tm_hour = d->dt_hour,
+		.tm_min = d->dt_min, .tm_sec = d->dt_sec,
+	};
+	int zone = d->dt_zone;          /* +-hhmm as a number */
+	int64_t off = (int64_t)(zone / 100) * 3600 + (int64_t)(zone % 100) * 60;
+
+	return (int64_t)timegm(&tm) - off;
+}
+
+int
+imap_list(struct imap_conn *c, const uint32_t *uids, size_t n,
+    struct imap_msg *out, size_t *nout_r, struct err *err)
+{
+	struct mailimap_fetch_att *what[2];
+	clist *fetched = NULL;
+	size_t k = 0;
+
+	*nout_r = 0;
+	if (usable(c, err) < 0)
+		return -1;
+	if (!c->selected)
+		return err_set(err, false, "imap: FETCH: no mailbox selected");
+	if (n == 0)
+		return 0;
+	if (n > LIMIT_IMAP_BATCH)
+		return err_set(err, false, "imap: FETCH: over %d UIDs at once",
+		    LIMIT_IMAP_BATCH);
+	what[0] = mailimap_fetch_att_new_rfc822_size();
+	what[1] = mailimap_fetch_att_new_internaldate();
+	if (uid_fetch_set(c, uid_set(uids, n), what, 2, LIMIT_IMAP_REPLY,
+	    &fetched, "UID FETCH RFC822.SIZE", err) < 0)
+		return -1;
+	/* In the order asked (ascending), whatever order the server used. */
+	for (size_t i = 0; i < n; i++) {
+		const struct mailimap_msg_att *att = att_for_uid(fetched, uids[i]);
+		const struct mailimap_msg_att_static *sz, *dt;
+
+		if (att == NULL)
+			continue;                   /* expunged */
+		sz = att_static(att, MAILIMAP_MSG_ATT_RFC822_SIZE);
+		dt = att_static(att, MAILIMAP_MSG_ATT_INTERNALDATE);
+		if (sz == NULL) {
+			mailimap_fetch_list_free(fetched);
+			return err_set(err, false,
+			    "imap: UID %u: no RFC822.SIZE from %s", uids[i],
+			    c->host);
+		}
+		out[k].uid = uids[i];
+		out[k].size = sz->att_data.att_rfc822_size;
+		out[k].internal_date = dt != NULL &&
+		    dt->att_data.att_internal_date != NULL ?
+		    date_time_unix(dt->att_data.att_internal_date) : 0;
+		k++;
+	}
+	mailimap_fetch_list_free(fetched);
+	*nout_r = k;
+	return 0;
+}
+
+int
+imap_fetch_many(struct imap_conn *c, const uint32_t *uids, size_t n,
+    size_t total, imap_body_fn fn, void *arg, struct err *err)
+{
+	struct mailimap_fetch_att *what;
+	clist *fetched = NULL;
+	size_t room;
+	int ret = -1;
+
+	if (usable(c, err) < 0)
+		return -1;
+	if (!c->selected)
+		return err_set(err, false, "imap: FETCH: no mailbox selected");
+	if (n == 0)
+		return 0;
+	if (n > LIMIT_IMAP_BATCH)
+		return err_set(err, false, "imap: FETCH: over %d UIDs at once",
+		    LIMIT_IMAP_BATCH);
+	room = total + n * LIMIT_IMAP_FETCH_LINE + LIMIT_IMAP_FETCH_SLACK;
+	if (total > LIMIT_IMAP_REPLY)
+		return err_set(err, false, "imap: FETCH: %zu bytes at once is "
+		    "over the %d limit", total, LIMIT_IMAP_REPLY);
+	what = mailimap_fetch_att_new_body_peek_section(mailimap_section_new(NULL));
+	if (uid_fetch_set(c, uid_set(uids, n), &what, 1, room, &fetched,
+	    "UID FETCH BODY.PEEK[]", err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct mailimap_msg_att *att = att_for_uid(fetched, uids[i]);
+		const struct mailimap_msg_att_static *st;
+
+		if (att == NULL)
+			continue;                   /* expunged meanwhile */
+		st = att_static(att, MAILIMAP_MSG_ATT_BODY_SECTION);
+		if (st == NULL || st->att_data.att_body_section == NULL ||
+		    st->att_data.att_body_section->sec_body_part == NULL) {
+			err_set(err, false, "imap: UID %u: no body from %s",
+			    uids[i], c->host);
+			goto out;
+		}
+		if (fn(arg, uids[i], st->att_data.att_body_section->sec_body_part,
+		    st->att_data.att_body_section->sec_length, err) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	mailimap_fetch_list_free(fetched);
+	return ret;
+}
+
+int
+imap_fetch_header(struct imap_conn *c, uint32_t uid, struct buf *out,
+    struct err *err)
+{
+	const struct mailimap_msg_att *att;
+	const struct mailimap_msg_att_static *st;
+	clist *fetched = NULL;
+	size_t len;
+	int ret = -1;
+
+	if (usable(c, err) < 0)
+		return -1;
+	if (!c->selected)
+		return err_set(err, false, "imap: FETCH: no mailbox selected");
+	if (uid_fetch(c, uid, mailimap_fetch_att_new_body_peek_section(
+	    mailimap_section_new_header()), LIMIT_PARSE_HEADER +
+	    LIMIT_IMAP_FETCH_SLACK, &fetched, "UID FETCH BODY.PEEK[HEADER]",
+	    err) < 0)
+		return -1;
+	att = att_for_uid(fetched, uid);
+	if (att == NULL) {
+		ret = 0;
+		goto out;
+	}
+	st = att_static(att, MAILIMAP_MSG_ATT_BODY_SECTION);
+	if (st == NULL || st->att_data.att_body_section == NULL ||
+	    st->att_data.att_body_section->sec_body_part == NULL) {
+		err_set(err, false, "imap: UID %u: no header from %s", uid,
+		    c->host);
+		goto out;
+	}
+	len = st->att_data.att_body_section->sec_length;
+	if (len > LIMIT_PARSE_HEADER || buf_add(out,
+	    st->att_data.att_body_section->sec_body_part, len) < 0) {
+		err_set(err, false, "imap: UID %u: header over %d bytes", uid,
+		    LIMIT_PARSE_HEADER);
+		goto out;
+	}
+	ret = 1;
+out:
+	mailimap_fetch_list_free(fetched);
+	return ret;
+}
+
+/* The server's capabilities (asked once if LOGIN did not bring them). */
+static bool
+has_capability(struct imap_conn *c, const char *name)
+{
+	struct mailimap_capability_data *cap = NULL;
+
+	if (c->imap->imap_connection_info == NULL ||
+	    c->imap->imap_connection_info->imap_capability == NULL) {
+		budget(c, LIMIT_IMAP_REPLY);
+		if (mailimap_capability(c->imap, &cap) != MAILIMAP_NO_ERROR)
+			return false;
+		mailimap_capability_data_free(cap);
+	}
+	return mailimap_has_extension(c->imap, (char *)name) == 1;
+}
+
+bool
+imap_can_idle(struct imap_conn *c)
+{
+	return !c->broken && has_capability(c, "IDLE");
+}
+
+int
+imap_mark_done(struct imap_conn *c, const uint32_t *uids, size_t n,
+    const char *move_to, struct err *err)
+{
+	int r;
+
+	if (usable(c, err) < 0)
+		return -1;
+	if (!c->selected)
+		return err_set(err, false, "imap: STORE: no mailbox selected");
+	if (n == 0)
+		return 0;
+	if (n > LIMIT_IMAP_BATCH)
+		return err_set(err, false, "imap: STORE: over %d UIDs at once",
+		    LIMIT_IMAP_BATCH);
+	if (move_to != NULL && move_to[0] != '\0') {
+		struct mailimap_set *set;
+
+		if (strlen(move_to) > LIMIT_IMAP_MAILBOX ||
+		    strpbrk(move_to, "\r\n") != NULL)
+			return err_set(err, false, "imap: bad folder name");
+		if (!has_capability(c, "MOVE"))
+			return err_set(err, false, "imap: %s does not offer "
+			    "MOVE (RFC 6851); leave [imap] processed_folder "
+			    "empty to flag mail \\Seen instead", c->host);
+		set = uid_set(uids, n);
+		if (set == NULL)
+			return err_set(err, true, "imap: out of memory");
+		budget(c, LIMIT_IMAP_REPLY);
+		r = mailimap_uid_move(c->imap, set, move_to);
+		mailimap_set_free(set);
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(c, r, "UID MOVE", err);
+		return 0;
+	} else {
+		struct mailimap_flag_list *fl = mailimap_flag_list_new_empty();
+		struct mailimap_flag *seen = mailimap_flag_new_seen();
+		struct mailimap_store_att_flags *sa = NULL;
+		struct mailimap_set *set = uid_set(uids, n);
+
+		if (fl == NULL || seen == NULL || set == NULL ||
+		    mailimap_flag_list_add(fl, seen) != MAILIMAP_NO_ERROR) {
+			if (seen != NULL)
+				mailimap_flag_free(seen);
+			if (fl != NULL)
+				mailimap_flag_list_free(fl);
+			if (set != NULL)
+				mailimap_set_free(set);
+			return err_set(err, true, "imap: out of memory");
+		}
+		sa = mailimap_store_att_flags_new_add_flags_silent(fl);
+		if (sa == NULL) {
+			mailimap_flag_list_free(fl);
+			mailimap_set_free(set);
+			return err_set(err, true, "imap: out of memory");
+		}
+		budget(c, LIMIT_IMAP_REPLY);
+		r = mailimap_uid_store(c->imap, set, sa);
+		mailimap_store_att_flags_free(sa);
+		mailimap_set_free(set);
+		if (r != MAILIMAP_NO_ERROR)
+			return fail(c, r, "UID STORE", err);
+		return 0;
+	}
+}
+
+int
+imap_idle(struct imap_conn *c, int max_ms, int wake_fd, struct err *err)
+{
+	struct pollfd pfd[2];
+	int r, woke = 0, saved = c->net.timeout_ms;
+
+	if (usable(c, err) < 0)
+		return -1;
+	if (!c->selected)
+		return err_set(err, false, "imap: IDLE: no mailbox selected");
+	budget(c, LIMIT_IMAP_REPLY);
+	r = mailimap_idle(c->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(c, r, "IDLE", err);
+	/* Something already buffered (libetpan's or GnuTLS's) counts as
+	 * activity; else wait on the socket. */
+	if (c->imap->imap_stream->read_buffer_len > 0 ||
+	    (c->net.tls != NULL &&
+	    gnutls_record_check_pending(c->net.tls) > 0)) {
+		woke = 1;
+	} else {
+		pfd[0] = (struct pollfd){ .fd = c->net.fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = wake_fd, .events = POLLIN };
+		r = poll(pfd, wake_fd >= 0 ? 2 : 1, max_ms);
+		if (r < 0 && errno != EINTR) {
+			c->broken = true;
+			return err_set_errno(err, true, errno, "imap: IDLE: poll");
+		}
+		woke = r > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR));
+	}
+	/* DONE, and the tagged reply; untagged EXISTS lines are parsed
+	 * (and dropped) on the way. */
+	c->net.timeout_ms = saved;
+	budget(c, LIMIT_IMAP_REPLY);
+	r = mailimap_idle_done(c->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return fail(c, r, "IDLE DONE", err);
+	return woke;
 }
 
 int

@@ -25,6 +25,7 @@
 #ifndef POSTERN_MAILER_IMAP_H
 #define POSTERN_MAILER_IMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,6 +79,57 @@ MUST_CHECK int imap_uids_after(struct imap_conn *c, uint32_t last_uid,
  * it was. */
 MUST_CHECK int imap_fetch(struct imap_conn *c, uint32_t uid, size_t max_size,
     struct buf *out, struct err *err);
+
+/* One message of the selected mailbox, as listed by imap_list(). */
+struct imap_msg {
+	uint32_t uid;
+	uint32_t size;            /* RFC822.SIZE as the server reports it */
+	int64_t internal_date;    /* unix seconds; 0 when the server sent none */
+};
+
+/* UID FETCH (UID RFC822.SIZE INTERNALDATE) of uids[n] (ascending, n <=
+ * LIMIT_IMAP_BATCH) into out[n]: *nout_r entries, ascending, for the UIDs
+ * that still exist (expunged ones are left out). 0 or -1. */
+MUST_CHECK int imap_list(struct imap_conn *c, const uint32_t *uids, size_t n,
+    struct imap_msg *out, size_t *nout_r, struct err *err);
+
+/* Called by imap_fetch_many() for each message, in the order of uids:
+ * raw[len] is valid during the call only. Non-zero return: stop, that
+ * value (with err set) is returned. */
+typedef int (*imap_body_fn)(void *arg, uint32_t uid, const char *raw,
+    size_t len, struct err *err);
+
+/* One UID FETCH BODY.PEEK[] for uids[n] (ascending, n <= LIMIT_IMAP_BATCH)
+ * whose RFC822.SIZEs add up to total (<= LIMIT_IMAP_REPLY): the reply is
+ * read against a budget of total plus LIMIT_IMAP_FETCH_LINE per message,
+ * so a server sending more than it announced breaks the connection
+ * instead of growing memory. fn is called for each message that still
+ * exists. 0, or -1 with err set. */
+MUST_CHECK int imap_fetch_many(struct imap_conn *c, const uint32_t *uids,
+    size_t n, size_t total, imap_body_fn fn, void *arg, struct err *err);
+
+/* Appends message uid's header block (BODY.PEEK[HEADER], at most
+ * LIMIT_PARSE_HEADER bytes) to out: the record of a message too large to
+ * fetch. 1 appended, 0 no such message, -1 error. */
+MUST_CHECK int imap_fetch_header(struct imap_conn *c, uint32_t uid,
+    struct buf *out, struct err *err);
+
+/* Marks uids[n] (n <= LIMIT_IMAP_BATCH) as processed: UID MOVE to move_to
+ * when it is a folder name (the server must offer MOVE), else UID STORE
+ * +FLAGS.SILENT (\Seen). 0 or -1. */
+MUST_CHECK int imap_mark_done(struct imap_conn *c, const uint32_t *uids,
+    size_t n, const char *move_to, struct err *err);
+
+/* Does the server offer IDLE (RFC 2177)? */
+bool imap_can_idle(struct imap_conn *c);
+
+/* IDLE on the selected mailbox until the server says anything (new mail,
+ * expunges, flag changes), max_ms pass or wake_fd (-1: none) becomes
+ * readable; then DONE. 1: the server spoke, 0: timeout or woken, -1: err
+ * set. Callers re-IDLE well before servers drop an idle client (RFC 2177:
+ * 29 minutes). */
+MUST_CHECK int imap_idle(struct imap_conn *c, int max_ms, int wake_fd,
+    struct err *err);
 
 /* LOGOUT (unless broken; waits at most 5 s), closes and frees c.
  * NULL-safe; sets *cp = NULL. */

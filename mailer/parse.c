@@ -992,7 +992,7 @@ part_filename(const struct mailmime *m, const struct mailmime_single_fields *sf)
 /* Takes ownership of filename (decoded, or NULL). */
 static int
 add_attachment(struct walk *w, char *filename, const char *ctype,
-    size_t size)
+    const char *data, size_t size)
 {
 	struct parsed_attachment a = { 0 };
 
@@ -1001,9 +1001,13 @@ add_attachment(struct walk *w, char *filename, const char *ctype,
 		a.filename = xstrdup("");
 	a.content_type = xstrdup(ctype);
 	a.size = size;
+	a.data = xmalloc(size + 1);
+	if (size > 0)
+		memcpy(a.data, data, size);
 	if (buf_add(&w->att, &a, sizeof a) < 0) {
 		free(a.filename);
 		free(a.content_type);
+		free(a.data);
 		return err_set(w->err, false, "too many attachments");
 	}
 	w->pm->natt++;
@@ -1067,7 +1071,7 @@ walk_single(struct walk *w, struct mailmime *m, bool collect)
 			    LIMIT_DSN_TEXT * 4, &w->pm->dsn_len);
 		}
 	} else if (attach || strncmp(ctype, "text/", 5) != 0) {
-		ret = add_attachment(w, fname, ctype, dlen);
+		ret = add_attachment(w, fname, ctype, dec ? dec : "", dlen);
 		fname = NULL;
 	}
 	/* other inline text parts (the plain twin of an HTML part already
@@ -1116,6 +1120,7 @@ walk(struct walk *w, struct mailmime *m, unsigned depth, bool collect)
 			    m->mm_content_type);
 			if (add_attachment(w, part_filename(m, &sf),
 			        "message/rfc822",
+			        m->mm_body ? m->mm_body->dt_data.dt_text.dt_data : "",
 			        m->mm_body ? m->mm_body->dt_data.dt_text.dt_length :
 			        0) < 0)
 				return -1;
@@ -1230,6 +1235,7 @@ parsed_mail_free(struct parsed_mail **pmp)
 	for (size_t i = 0; i < pm->natt; i++) {
 		free(pm->att[i].filename);
 		free(pm->att[i].content_type);
+		free(pm->att[i].data);
 	}
 	free(pm->att);
 	free(pm);

@@ -45,6 +45,7 @@ struct parsed_attachment {
 	char *filename;          /* decoded UTF-8, "" when none given */
 	char *content_type;      /* "type/subtype", lower case */
 	size_t size;             /* decoded bytes */
+	char *data;              /* the decoded bytes (size of them) */
 };
 
 /* Plain data, all owned by the struct; freed by parsed_mail_free(). Header

@@ -13,10 +13,8 @@
 #include "common/email.h"
 #include "mailer/classify.h"
 #include "mailer/compose.h"
-#include "mailer/parse.h"
+#include "mailer/inbound.h"
 #include "mailer/smtp.h"
-#include "mailer/token.h"
-#include "mailer/trim.h"
 
 #include <sodium.h>
 #include "mailer/template.h"
@@ -246,71 +244,6 @@ json_cstr(FILE *f, const char *s)
 	json_str(f, s, s ? strlen(s) : 0);
 }
 
-/* Status of the best reply token among the addresses of one header value
- * (comma-separated, commas in quotes or <> skipped). */
-static enum token_status
-token_in_value(const char *v, const char *domain, const struct token_key *key,
-    size_t nkeys, int64_t now, bool *seen_r)
-{
-	enum token_status best = TOKEN_MISSING;
-	static const int rank[] = { [TOKEN_VALID] = 3, [TOKEN_EXPIRED] = 2,
-		[TOKEN_INVALID] = 1, [TOKEN_MISSING] = 0 };
-	size_t n = strnlen(v, LIMIT_MAIL_ADDRESS_SCAN * 16);
-
-	for (size_t i = 0; i < n;) {
-		size_t e = i;
-		bool q = false;
-		int angle = 0;
-		char addr[LIMIT_MAIL_ADDRESS_SCAN];
-		char tok[TOKEN_SIZE];
-		enum token_kind kind;
-		enum token_status st = TOKEN_MISSING;
-		int r;
-
-		for (; e < n; e++) {
-			if (v[e] == '\\' && q && e + 1 < n)
-				e++;
-			else if (v[e] == '"')
-				q = !q;
-			else if (!q && v[e] == '<')
-				angle++;
-			else if (!q && v[e] == '>' && angle > 0)
-				angle--;
-			else if (!q && angle == 0 && v[e] == ',')
-				break;
-		}
-		if (e - i < sizeof addr) {
-			memcpy(addr, v + i, e - i);
-			addr[e - i] = '\0';
-			r = token_from_address(addr, domain, &kind, tok);
-			if (r != 0 && kind == TOKEN_REPLY) {
-				struct token_info info;
-
-				*seen_r = true;
-				st = r < 0 || nkeys == 0 ? TOKEN_INVALID :
-				    token_parse_verify(tok, now, key, nkeys, &info,
-				    NULL);
-			}
-		}
-		if (rank[st] > rank[best])
-			best = st;
-		i = e + 1;
-	}
-	return best;
-}
-
-static const char *
-token_status_name(enum token_status st)
-{
-	switch (st) {
-	case TOKEN_VALID: return "valid";
-	case TOKEN_INVALID: return "invalid";
-	case TOKEN_EXPIRED: return "expired";
-	case TOKEN_MISSING: return "missing";
-	}
-	return "invalid";
-}
-
 static int
 mail_inspect(struct ctl *ctl, int argc, char **argv)
 {
@@ -318,20 +251,13 @@ mail_inspect(struct ctl *ctl, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const int rank[] = { [TOKEN_VALID] = 3, [TOKEN_EXPIRED] = 2,
-		[TOKEN_INVALID] = 1, [TOKEN_MISSING] = 0 };
 	const struct cfg *cfg;
-	struct parsed_mail *pm = NULL;
-	struct classify_headers h;
-	struct classify_result cr;
-	struct classify_dsn dsn;
-	struct trim_result tr;
-	struct token_key key = { 0 };
+	const struct parsed_mail *pm;
+	struct inbound ib = { 0 };
+	struct token_key keys[2];
 	struct err err = { 0 };
 	struct buf raw;
-	const char *rcpt[4], *self[1], *path;
-	enum token_status tst = TOKEN_MISSING;
-	bool have_dsn = false, seen_token = false;
+	const char *self[1], *path;
 	FILE *in;
 	int c, ret = CTL_FAIL;
 
@@ -375,54 +301,46 @@ mail_inspect(struct ctl *ctl, int argc, char **argv)
 	if (ret != CTL_OK)
 		goto out;
 	ret = CTL_FAIL;
-	if (parse_mail(buf_str(&raw), raw.len, &pm, &err) < 0) {
-		ret = ctl_fail("mail inspect: %s: refused: %s", path, err.msg);
-		goto out;
-	}
-
-	parse_classify_headers(pm, &h, rcpt);
-	if (cfg->mail.bounce_domain[0] != '\0')
-		h.bounce_domain = cfg->mail.bounce_domain;
-	self[0] = cfg->mail.from_address;
-	h.self = self;
-	h.nself = 1;
-	classify_mail(&h, &cr);
-
-	if (pm->dsn != NULL) {
-		struct err derr;
-
-		have_dsn = classify_dsn_parse(pm->dsn, pm->dsn_len, &dsn,
-		    &derr) == 1;
-	}
-	if (trim_reply(pm->text, pm->text_len, &tr, &err) < 0)
-		fprintf(stderr, "posternctl: mail inspect: not trimmed: %s\n",
-		    err.msg);
-
-	if (cfg->security.server_key_set)
-		token_key_init(&key, OUTBOX_KEY_ID, TOKEN_REPLY,
+	if (cfg->security.server_key_set) {
+		token_key_init(&keys[0], OUTBOX_KEY_ID, TOKEN_REPLY,
 		    cfg->security.server_key);
-	for (size_t i = 0; i < 4; i++) {
-		enum token_status st;
-
-		if (rcpt[i] == NULL)
-			continue;
-		st = token_in_value(rcpt[i], cfg->mail.reply_domain[0] != '\0' ?
-		    cfg->mail.reply_domain : NULL, &key,
-		    cfg->security.server_key_set ? 1 : 0, (int64_t)time(NULL),
-		    &seen_token);
-		if (rank[st] > rank[tst])
-			tst = st;
+		token_key_init(&keys[1], OUTBOX_KEY_ID, TOKEN_BOUNCE,
+		    cfg->security.server_key);
 	}
-	sodium_memzero(&key, sizeof key);
-	if (seen_token && !cfg->security.server_key_set)
+	self[0] = cfg->mail.from_address;
+	{
+		const struct inbound_opts o = {
+			.reply_domain = cfg->mail.reply_domain[0] != '\0' ?
+			    cfg->mail.reply_domain : NULL,
+			.bounce_domain = cfg->mail.bounce_domain[0] != '\0' ?
+			    cfg->mail.bounce_domain : NULL,
+			.self = self, .nself = 1,
+			.keys = keys,
+			.nkeys = cfg->security.server_key_set ? 2 : 0,
+			.now = (int64_t)time(NULL),
+		};
+		int r = inbound_analyze(buf_str(&raw), raw.len, &o, &ib, &err);
+
+		sodium_memzero(keys, sizeof keys);
+		if (r < 0) {
+			ret = ctl_fail("mail inspect: %s: refused: %s", path,
+			    err.msg);
+			goto out;
+		}
+	}
+	pm = ib.pm;
+	if (!ib.trimmed)
+		fprintf(stderr, "posternctl: mail inspect: not trimmed (text "
+		    "over the trimming limits): the whole text is the reply\n");
+	if (ib.reply != TOKEN_MISSING && !cfg->security.server_key_set)
 		fprintf(stderr, "posternctl: mail inspect: no server key "
 		    "configured: the reply token cannot be checked and is "
 		    "reported invalid\n");
 
 	fputs("{\"classification\":", stdout);
-	json_cstr(stdout, classify_kind_name(cr.kind));
+	json_cstr(stdout, classify_kind_name(ib.cls.kind));
 	fputs(",\"reason\":", stdout);
-	json_cstr(stdout, cr.reason);
+	json_cstr(stdout, ib.cls.reason);
 	fputs(",\"from\":", stdout);
 	json_cstr(stdout, pm->from);
 	fputs(",\"to\":", stdout);
@@ -432,22 +350,24 @@ mail_inspect(struct ctl *ctl, int argc, char **argv)
 	fputs(",\"message_id\":", stdout);
 	json_cstr(stdout, pm->message_id);
 	fputs(",\"reply\":", stdout);
-	json_str(stdout, pm->text + tr.reply_off, tr.reply_len);
+	json_str(stdout, pm->text + ib.trim.reply_off, ib.trim.reply_len);
 	fputs(",\"elided\":", stdout);
-	json_str(stdout, pm->text + tr.elided_off, tr.elided_len);
-	printf(",\"confidence\":\"%s\"", tr.confidence == TRIM_HIGH ? "high" :
-	    "low");
-	printf(",\"token\":\"%s\"", token_status_name(tst));
+	json_str(stdout, pm->text + ib.trim.elided_off, ib.trim.elided_len);
+	printf(",\"confidence\":\"%s\"", ib.trim.confidence == TRIM_HIGH ?
+	    "high" : "low");
+	printf(",\"token\":\"%s\"", inbound_token_name(ib.reply));
 	fputs(",\"bounce\":", stdout);
-	if (cr.kind != CLASSIFY_BOUNCE) {
+	if (ib.cls.kind != CLASSIFY_BOUNCE) {
 		fputs("null", stdout);
 	} else {
 		fputs("{\"status\":", stdout);
-		json_cstr(stdout, have_dsn && dsn.status[0] ? dsn.status : NULL);
-		printf(",\"hard\":%s", have_dsn && dsn.hard ? "true" : "false");
+		json_cstr(stdout, ib.have_dsn && ib.dsn.status[0] ?
+		    ib.dsn.status : NULL);
+		printf(",\"hard\":%s", ib.have_dsn && ib.dsn.hard ? "true" :
+		    "false");
 		fputs(",\"recipient\":", stdout);
-		json_cstr(stdout, have_dsn && dsn.recipient[0] ? dsn.recipient :
-		    NULL);
+		json_cstr(stdout, ib.have_dsn && ib.dsn.recipient[0] ?
+		    ib.dsn.recipient : NULL);
 		fputc('}', stdout);
 	}
 	fputs(",\"attachments\":[", stdout);
@@ -464,7 +384,7 @@ mail_inspect(struct ctl *ctl, int argc, char **argv)
 	else
 		ret = CTL_OK;
 out:
-	parsed_mail_free(&pm);
+	inbound_fini(&ib);
 	buf_fini(&raw);
 	return ret;
 }

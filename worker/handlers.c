@@ -11,6 +11,7 @@ static const struct handler handlers[] = {
 	{ "maintenance", job_maintenance },
 	{ "magic_link", job_magic_link },
 	{ "notify", job_notify },
+	{ "imap_sync", job_imap_sync },
 };
 
 const struct handler *

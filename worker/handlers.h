@@ -53,5 +53,6 @@ int job_probe(struct job_ctx *ctx, struct err *err);
 int job_maintenance(struct job_ctx *ctx, struct err *err);
 int job_magic_link(struct job_ctx *ctx, struct err *err);
 int job_notify(struct job_ctx *ctx, struct err *err);
+int job_imap_sync(struct job_ctx *ctx, struct err *err);
 
 #endif
