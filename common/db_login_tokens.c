@@ -263,3 +263,125 @@ out:
 	PQclear(res);
 	return ret;
 }
+
+/* --- confirm_sender -------------------------------------------------- */
+
+int
+db_login_tokens_insert_confirm(struct db *db, int64_t patient_id,
+    int64_t inbound_mail_id, const uint8_t token_hash[CRYPTO_HASH_BYTES],
+    int64_t lifetime_s, int64_t *id_r, struct err *err)
+{
+	static const char sql[] =
+	    "INSERT INTO login_tokens (token_hash, patient_id, purpose,"
+	    " inbound_mail_id, expires_at)"
+	    " VALUES (decode($1, 'hex'), $2::bigint, 'confirm_sender',"
+	    " $3::bigint, now() + $4::bigint * interval '1 second')"
+	    " RETURNING id";
+	char th[CRYPTO_HASH_BYTES * 2 + 1], pid[24], mid[24], life[24];
+	const char *params[] = { th, pid, mid, life };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	crypto_hex(token_hash, CRYPTO_HASH_BYTES, th);
+	snprintf(pid, sizeof pid, "%lld", (long long)patient_id);
+	snprintf(mid, sizeof mid, "%lld", (long long)inbound_mail_id);
+	snprintf(life, sizeof life, "%lld", (long long)lifetime_s);
+	if (db_query(db, sql, 4, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = db_get_i64(res, 0, 0, id_r, err);
+out:
+	PQclear(res);
+	return ret;
+}
+
+int
+db_login_tokens_confirm_peek(struct db *db,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], struct db_confirm_view *v_r,
+    struct err *err)
+{
+	/* The reader's zone: the patient's, else the practice's (a zone
+	 * that stopped resolving would fail the query: UTC is not needed as
+	 * a fallback while the triggers check zones on write). */
+	static const char sql[] =
+	    "SELECT coalesce(m.from_addr::text, ''),"
+	    " to_char(m.received_at AT TIME ZONE z.tz, 'FMDD Mon YYYY, HH24:MI')"
+	    "  || ' (' || z.tz || ')',"
+	    " p.name::text"
+	    " FROM login_tokens t"
+	    " JOIN inbound_mail m ON m.id = t.inbound_mail_id"
+	    " JOIN patients pt ON pt.id = t.patient_id"
+	    " JOIN practices p ON p.id = pt.practice_id"
+	    " CROSS JOIN LATERAL (SELECT coalesce(pt.timezone::text,"
+	    "  p.timezone::text) AS tz) z"
+	    " WHERE t.token_hash = decode($1, 'hex')"
+	    " AND t.purpose = 'confirm_sender' AND t.used_at IS NULL"
+	    " AND t.expires_at > now()"
+	    " AND m.outcome = 'held' AND m.hold_state = 'pending'";
+	char th[CRYPTO_HASH_BYTES * 2 + 1];
+	const char *params[] = { th };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	memset(v_r, 0, sizeof *v_r);
+	crypto_hex(token_hash, CRYPTO_HASH_BYTES, th);
+	if (db_query(db, sql, 1, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) != 1)
+		goto out;
+	if (!str_copy(v_r->sender, sizeof v_r->sender, PQgetvalue(res, 0, 0)) ||
+	    !str_copy(v_r->received, sizeof v_r->received,
+	        PQgetvalue(res, 0, 1)) ||
+	    !str_copy(v_r->practice_name, sizeof v_r->practice_name,
+	        PQgetvalue(res, 0, 2))) {
+		ret = err_set(err, false, "confirm view: value too long");
+		goto out;
+	}
+	ret = 1;
+out:
+	PQclear(res);
+	return ret;
+}
+
+int
+db_login_tokens_confirm_consume(struct db *db,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], int64_t *inbound_mail_id_r,
+    int64_t *patient_id_r, struct err *err)
+{
+	/* Both UPDATEs see one snapshot; the second skips the row the first
+	 * spends, so no row is updated twice. Two racing requests for one
+	 * token: the loser re-checks used_at after the winner commits and
+	 * spends nothing. */
+	static const char sql[] =
+	    "WITH spent AS ("
+	    " UPDATE login_tokens t SET used_at = now()"
+	    " FROM inbound_mail m"
+	    " WHERE t.token_hash = decode($1, 'hex')"
+	    " AND t.purpose = 'confirm_sender' AND t.used_at IS NULL"
+	    " AND t.expires_at > now()"                 /* check and spend */
+	    " AND m.id = t.inbound_mail_id"
+	    " AND m.outcome = 'held' AND m.hold_state = 'pending'"
+	    " RETURNING t.id, t.inbound_mail_id, t.patient_id),"
+	    " others AS ("
+	    " UPDATE login_tokens o SET used_at = now() FROM spent"
+	    " WHERE o.inbound_mail_id = spent.inbound_mail_id"
+	    " AND o.purpose = 'confirm_sender' AND o.used_at IS NULL"
+	    " AND o.id <> spent.id)"
+	    " SELECT inbound_mail_id, patient_id FROM spent";
+	char th[CRYPTO_HASH_BYTES * 2 + 1];
+	const char *params[] = { th };
+	PGresult *res = NULL;
+	int ret = -1;
+
+	*inbound_mail_id_r = *patient_id_r = 0;
+	crypto_hex(token_hash, CRYPTO_HASH_BYTES, th);
+	if (db_query(db, sql, 1, params, PGRES_TUPLES_OK, &res, err) < 0)
+		goto out;
+	ret = 0;
+	if (PQntuples(res) == 1)
+		ret = db_get_i64(res, 0, 0, inbound_mail_id_r, err) < 0 ||
+		    db_get_i64(res, 0, 1, patient_id_r, err) < 0 ? -1 : 1;
+out:
+	PQclear(res);
+	return ret;
+}

@@ -72,4 +72,40 @@ MUST_CHECK int db_login_tokens_code_attempt(struct db *db, const char *email,
     int max_attempts, int64_t *id_r,
     uint8_t code_hash_r[CRYPTO_HASH_BYTES], bool *locked_r, struct err *err);
 
+/* --- confirm_sender: "was this reply yours?" (a held inbound mail) ------ */
+
+/* Stores a confirm_sender token (its keyed hash, SUBKEY_LOGIN_TOKEN, like
+ * a login link's) for patient_id and the held inbound_mail_id, expiring
+ * lifetime_s seconds from now. *id_r: the row's id. */
+MUST_CHECK int db_login_tokens_insert_confirm(struct db *db,
+    int64_t patient_id, int64_t inbound_mail_id,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], int64_t lifetime_s,
+    int64_t *id_r, struct err *err);
+
+/* What a live confirm_sender token is about, for the page that asks
+ * (GET /confirm): it reads, never spends. Copied into the struct. */
+struct db_confirm_view {
+	char sender[LIMIT_EMAIL * 4 + 1];     /* inbound_mail.from_addr */
+	/* received_at in the patient's zone (else the practice's), e.g.
+	 * "21 Nov 2026, 15:04 (Europe/Berlin)" */
+	char received[96];
+	char practice_name[LIMIT_NAME * 4 + 1];
+};
+/* 1: *v_r filled; 0: unknown, used or expired token, or the mail is no
+ * longer held (one answer on purpose); -1: err. */
+MUST_CHECK int db_login_tokens_confirm_peek(struct db *db,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], struct db_confirm_view *v_r,
+    struct err *err);
+
+/* Spends a confirm_sender token (POST /confirm), in the caller's
+ * transaction: the token with this hash, unused, unexpired, whose mail is
+ * still held and pending, is marked used in the statement that checks it,
+ * and so is every other live token for the same mail (one decision per
+ * held mail, whichever of its mails the patient opens). 1: spent,
+ * *inbound_mail_id_r and *patient_id_r set; 0: unknown, used, expired or
+ * already decided; -1: err. */
+MUST_CHECK int db_login_tokens_confirm_consume(struct db *db,
+    const uint8_t token_hash[CRYPTO_HASH_BYTES], int64_t *inbound_mail_id_r,
+    int64_t *patient_id_r, struct err *err);
+
 #endif

@@ -15,6 +15,16 @@ const struct job_kind job_kinds[] = {
 	{ "magic_link", -10, 25, 0, "mails a login link and code" },
 	/* Staff message to a patient; given up after [mail] notify_give_up_h. */
 	{ "notify", 0, 25, 0, "mails a patient that a staff message waits" },
+	/* Follow-ups of the IMAP ingester. A patient who just wrote may be
+	 * waiting for "was this you?"; the emergency text matters most. Each
+	 * is given up 24 h after its cause arrived, so attempts are generous
+	 * (as for notify); the deadline ends them. */
+	{ "confirm_sender", -5, 25, 0, "asks a patient whether a held reply "
+	                               "from another address was theirs" },
+	{ "rejection_notice", 0, 25, 0, "tells a patient their mail could not "
+	                                "be taken, and to sign in instead" },
+	{ "urgent_ack", -5, 25, 0, "answers a reply with red-flag words with "
+	                           "the practice's emergency text" },
 	/* Reads the [imap] mailbox; one at a time (a mailbox has one
 	 * ingester anyway). Recurring: failures (IMAP down) retry with
 	 * backoff in the one job rather than piling up dead ones. */

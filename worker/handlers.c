@@ -11,6 +11,9 @@ static const struct handler handlers[] = {
 	{ "maintenance", job_maintenance },
 	{ "magic_link", job_magic_link },
 	{ "notify", job_notify },
+	{ "confirm_sender", job_confirm_sender },
+	{ "rejection_notice", job_rejection_notice },
+	{ "urgent_ack", job_urgent_ack },
 	{ "imap_sync", job_imap_sync },
 };
 

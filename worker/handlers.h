@@ -53,6 +53,9 @@ int job_probe(struct job_ctx *ctx, struct err *err);
 int job_maintenance(struct job_ctx *ctx, struct err *err);
 int job_magic_link(struct job_ctx *ctx, struct err *err);
 int job_notify(struct job_ctx *ctx, struct err *err);
+int job_confirm_sender(struct job_ctx *ctx, struct err *err);
+int job_rejection_notice(struct job_ctx *ctx, struct err *err);
+int job_urgent_ack(struct job_ctx *ctx, struct err *err);
 int job_imap_sync(struct job_ctx *ctx, struct err *err);
 
 #endif
