@@ -86,8 +86,9 @@ $(BUILD)/postern-httpd: $(call obj,$(HTTPD_SRC)) $(LIBCOMMON)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBMAILER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm
-# Unit tests of httpd's pure code link its object too.
+# Unit tests and fuzz targets of httpd's pure code link its object too.
 $(BUILD)/tests/test_form: $(BUILD)/httpd/form.o
+$(BUILD)/fuzz/fuzz_form: $(BUILD)/httpd/form.o
 $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(LIBMAILER) $(LIBCOMMON)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka -lm

@@ -1,7 +1,9 @@
 /* httpd/form.c: urlencoded forms and Cookie headers (see form.h). */
 #include "httpd/form.h"
 
+#include <arpa/inet.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/limits.h"
@@ -168,4 +170,46 @@ form_is_b64url(const char *s, size_t n)
 			return false;
 	}
 	return s[i] == '\0';
+}
+
+bool
+form_code(const char *in, char *out, size_t digits)
+{
+	size_t n = 0;
+
+	for (; *in != '\0'; in++) {
+		if (*in == ' ' || *in == '-')
+			continue;
+		if (*in < '0' || *in > '9' || n == digits)
+			return false;
+		out[n++] = *in;
+	}
+	out[n] = '\0';
+	return n == digits;
+}
+
+bool
+form_forwarded_ip(const char *xff, char *out, size_t size)
+{
+	const char *p = strrchr(xff, ',');
+	char tmp[64];
+	uint8_t addr[16];
+	size_t n;
+
+	p = p != NULL ? p + 1 : xff;
+	while (is_space(*p))
+		p++;
+	n = strcspn(p, " \t");
+	if (n == 0 || n >= sizeof tmp || n >= size)
+		return false;
+	for (const char *q = p + n; *q != '\0'; q++)
+		if (!is_space(*q))
+			return false;
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	if (inet_pton(AF_INET, tmp, addr) != 1 &&
+	    inet_pton(AF_INET6, tmp, addr) != 1)
+		return false;
+	memcpy(out, tmp, n + 1);
+	return true;
 }

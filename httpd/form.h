@@ -32,4 +32,13 @@ MUST_CHECK int form_cookie_get(const char *header, const char *name,
 /* Whether s is exactly n characters of base64url (A-Z a-z 0-9 - _). */
 bool form_is_b64url(const char *s, size_t n);
 
+/* A code as people type it: spaces and dashes dropped, the rest must be
+ * exactly digits decimal digits, written to out[digits + 1]. */
+bool form_code(const char *in, char *out, size_t digits);
+
+/* The last entry of an X-Forwarded-For value (the one the proxy in front
+ * of us added; earlier ones are the client's to invent), if it is an IPv4
+ * or IPv6 address, into out[size]. */
+bool form_forwarded_ip(const char *xff, char *out, size_t size);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "common/html.h"
 #include "common/mem.h"
+#include "httpd/form.h"
 
 #define PAGE_MAX (256 * 1024)
 
@@ -61,31 +62,6 @@ peer_ip(struct MHD_Connection *c, char *out, size_t size)
 	return false;
 }
 
-/* The last entry of an X-Forwarded-For value, if it is an IP address:
- * the one our proxy added (earlier entries are the client's to invent). */
-static bool
-forwarded_ip(const char *xff, char *out, size_t size)
-{
-	const char *p = strrchr(xff, ',');
-	char tmp[64];
-	uint8_t addr[16];
-	size_t n;
-
-	p = p != NULL ? p + 1 : xff;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	n = strcspn(p, " \t");
-	if (n == 0 || n >= sizeof tmp || n >= size || p[n + strspn(p + n, " \t")] != '\0')
-		return false;
-	memcpy(tmp, p, n);
-	tmp[n] = '\0';
-	if (inet_pton(AF_INET, tmp, addr) != 1 &&
-	    inet_pton(AF_INET6, tmp, addr) != 1)
-		return false;
-	memcpy(out, tmp, n + 1);
-	return true;
-}
-
 void
 http_client_ip(struct http_req *r)
 {
@@ -99,7 +75,7 @@ http_client_ip(struct http_req *r)
 		return;
 	xff = http_header(r, "X-Forwarded-For");
 	if (xff != NULL)
-		forwarded_ip(xff, r->ip, sizeof r->ip);
+		form_forwarded_ip(xff, r->ip, sizeof r->ip);
 }
 
 bool

@@ -448,24 +448,6 @@ code_page(struct http_req *r, unsigned status, bool error)
 	return http_page(r->c, status, "Sign in with a code", html, NULL);
 }
 
-/* The code as typed, without spaces and dashes: exactly CODE_DIGITS
- * digits into out[CODE_DIGITS + 1], else false. */
-static bool
-code_clean(const char *in, char *out)
-{
-	size_t n = 0;
-
-	for (; *in != '\0'; in++) {
-		if (*in == ' ' || *in == '-')
-			continue;
-		if (*in < '0' || *in > '9' || n == CODE_DIGITS)
-			return false;
-		out[n++] = *in;
-	}
-	out[n] = '\0';
-	return n == CODE_DIGITS;
-}
-
 static enum MHD_Result
 code_post(struct http_req *r)
 {
@@ -483,7 +465,7 @@ code_post(struct http_req *r)
 	    form_get(r->body, r->body_len, "code", rawcode, sizeof rawcode) < 0)
 		return http_page(r->c, 400, "Bad request", bad_request, NULL);
 	if (email_normalize_check(raw, email, sizeof email, &err) < 0 ||
-	    !code_clean(rawcode, code)) {
+	    !form_code(rawcode, code, CODE_DIGITS)) {
 		sodium_memzero(rawcode, sizeof rawcode);
 		log_warn("event=login_failed via=code reason=malformed ip=%s",
 		    r->ip);

@@ -1,5 +1,5 @@
 /* tests/unit/test_form.c: httpd/form.c: urlencoded form fields, Cookie
- * headers and token shapes, one table each. */
+ * headers, token shapes, typed codes and X-Forwarded-For, one table each. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -167,6 +167,71 @@ test_b64url(void **state)
 			fail_msg("case %zu [%s]", i, b64_cases[i].s);
 }
 
+static const struct {
+	const char *in;
+	const char *want;             /* NULL: refused */
+} code_cases[] = {
+	{ "12345678", "12345678" },
+	{ "1234 5678", "12345678" },
+	{ " 1234-5678 ", "12345678" },
+	{ "00000000", "00000000" },
+	{ "1234567", NULL },
+	{ "123456789", NULL },
+	{ "1234567a", NULL },
+	{ "1234\t5678", NULL },
+	{ "", NULL },
+	{ "１2345678", NULL },          /* a full-width digit */
+};
+
+static void
+test_code(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof code_cases / sizeof code_cases[0]; i++) {
+		char out[9];
+		bool ok = form_code(code_cases[i].in, out, 8);
+
+		if (ok != (code_cases[i].want != NULL))
+			fail_msg("case %zu [%s]: got %d", i, code_cases[i].in, ok);
+		if (ok && strcmp(out, code_cases[i].want) != 0)
+			fail_msg("case %zu: got [%s]", i, out);
+	}
+}
+
+static const struct {
+	const char *in;
+	const char *want;             /* NULL: refused */
+} xff_cases[] = {
+	{ "203.0.113.9", "203.0.113.9" },
+	{ "10.0.0.1, 203.0.113.9", "203.0.113.9" },
+	{ "10.0.0.1,203.0.113.9  ", "203.0.113.9" },
+	{ "2001:db8::1", "2001:db8::1" },
+	{ "203.0.113.9, evil", NULL },
+	{ "203.0.113.9 x", NULL },
+	{ "", NULL },
+	{ "10.0.0.1, ", NULL },
+	{ "999.1.1.1", NULL },
+	{ "host.example", NULL },
+	{ "1.2.3.4:80", NULL },
+};
+
+static void
+test_forwarded_ip(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof xff_cases / sizeof xff_cases[0]; i++) {
+		char out[64] = "unchanged";
+		bool ok = form_forwarded_ip(xff_cases[i].in, out, sizeof out);
+
+		if (ok != (xff_cases[i].want != NULL))
+			fail_msg("case %zu [%s]: got %d", i, xff_cases[i].in, ok);
+		if (ok && strcmp(out, xff_cases[i].want) != 0)
+			fail_msg("case %zu: got [%s]", i, out);
+		if (!ok && strcmp(out, "unchanged") != 0)
+			fail_msg("case %zu: out changed on refusal", i);
+	}
+}
+
 int
 main(void)
 {
@@ -177,6 +242,8 @@ main(void)
 		cmocka_unit_test(test_cookie_get),
 		cmocka_unit_test(test_cookie_header_cap),
 		cmocka_unit_test(test_b64url),
+		cmocka_unit_test(test_code),
+		cmocka_unit_test(test_forwarded_ip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
