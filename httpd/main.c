@@ -24,6 +24,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "httpd/confirm.h"
 #include "httpd/home.h"
 #include "httpd/http.h"
 #include "httpd/signin.h"
@@ -135,6 +136,8 @@ route(struct app *app, struct MHD_Connection *c, const char *url,
 		return signin_code(&r);
 	if (strcmp(url, "/verify") == 0)
 		return signin_verify(&r);
+	if (strcmp(url, "/confirm") == 0)
+		return confirm_page(&r);
 	if (strcmp(url, "/logout") == 0)
 		return signin_logout(&r);
 	if (strcmp(url, "/staff") == 0)
