@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/db_jobs.h"
 #include "common/limits.h"
 #include "common/mem.h"
 
@@ -200,36 +201,37 @@ out:
 /* Fills d from columns col.. (id, message_id, state, attempts, age_s,
  * practice_id, patient_id, staff_user_id); a NULL id leaves d zeroed. */
 static int
-get_delivery(PGresult *res, int col, struct db_delivery *d, struct err *err)
+get_delivery(PGresult *res, int row, int col, struct db_delivery *d,
+    struct err *err)
 {
 	int64_t v;
 
 	memset(d, 0, sizeof *d);
-	if (PQgetisnull(res, 0, col))
+	if (PQgetisnull(res, row, col))
 		return 0;
-	if (db_get_i64(res, 0, col, &d->id, err) < 0 ||
-	    db_get_i64(res, 0, col + 3, &v, err) < 0 ||
-	    db_get_i64(res, 0, col + 4, &d->age_s, err) < 0 ||
-	    db_get_i64(res, 0, col + 5, &d->practice_id, err) < 0 ||
-	    db_get_i64(res, 0, col + 6, &d->patient_id, err) < 0 ||
-	    db_get_i64(res, 0, col + 7, &d->staff_user_id, err) < 0)
+	if (db_get_i64(res, row, col, &d->id, err) < 0 ||
+	    db_get_i64(res, row, col + 3, &v, err) < 0 ||
+	    db_get_i64(res, row, col + 4, &d->age_s, err) < 0 ||
+	    db_get_i64(res, row, col + 5, &d->practice_id, err) < 0 ||
+	    db_get_i64(res, row, col + 6, &d->patient_id, err) < 0 ||
+	    db_get_i64(res, row, col + 7, &d->staff_user_id, err) < 0)
 		return -1;
 	d->attempts = (int)v;
 	if (!str_copy(d->message_id, sizeof d->message_id,
-	        PQgetvalue(res, 0, col + 1)) ||
-	    !str_copy(d->state, sizeof d->state, PQgetvalue(res, 0, col + 2)))
+	        PQgetvalue(res, row, col + 1)) ||
+	    !str_copy(d->state, sizeof d->state, PQgetvalue(res, row, col + 2)))
 		return err_set(err, false, "deliveries: value too long");
 	return 0;
 }
 
-/* The job's first delivery of a kind, as a LATERAL subquery ($1 job id);
- * the columns get_delivery() reads. */
-#define DELIVERY_OF_JOB(kind)                                               \
+/* The job's first delivery of a kind, as a LATERAL subquery (job: the
+ * job id's SQL); the columns get_delivery() reads. */
+#define DELIVERY_OF_JOB(job, kind)                                          \
 	" LEFT JOIN LATERAL (SELECT id, message_id::text, state, attempts,"  \
 	"  floor(extract(epoch FROM now() - created_at))::bigint AS age,"    \
 	"  coalesce(practice_id, 0) AS pr, coalesce(patient_id, 0) AS pa,"   \
 	"  coalesce(staff_user_id, 0) AS st"                                 \
-	"  FROM deliveries WHERE job_id = $1::bigint AND kind = '" kind "'"  \
+	"  FROM deliveries WHERE job_id = " job " AND kind = '" kind "'"     \
 	"  ORDER BY id LIMIT 1) d ON true"
 
 static char *
@@ -238,15 +240,98 @@ dup_or_null(PGresult *res, int col)
 	return PQgetisnull(res, 0, col) ? NULL : xstrdup(PQgetvalue(res, 0, col));
 }
 
+/* Appends s to a PostgreSQL array literal as a quoted element (NULL:
+ * NULL). */
+static int
+array_text(struct buf *b, bool first, const char *s)
+{
+	if (!first && buf_addc(b, ',') < 0)
+		return -1;
+	if (s == NULL)
+		return buf_add(b, "NULL", 4);
+	if (buf_addc(b, '"') < 0)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if ((*s == '"' || *s == '\\') && buf_addc(b, '\\') < 0)
+			return -1;
+		if (buf_addc(b, *s) < 0)
+			return -1;
+	}
+	return buf_addc(b, '"');
+}
+
+/* Appends v (<= 0: NULL) to an array literal. */
+static int
+array_i64(struct buf *b, bool first, int64_t v)
+{
+	return v > 0 ? buf_printf(b, "%s%lld", first ? "" : ",", (long long)v)
+	             : buf_printf(b, "%sNULL", first ? "" : ",");
+}
+
+/* Fills one notify load from row r (columns after the ordinality). */
+static int
+get_notify(PGresult *res, int r, struct db_notify_load *l, struct err *err)
+{
+	struct db_message_notice *n = &l->n;
+	const char *v;
+
+	if (strcmp(PQgetvalue(res, r, 1), "object") != 0)
+		return err_set(err, false, "payload is not a JSON object");
+	v = PQgetvalue(res, r, 2);
+	if (!PQgetisnull(res, r, 2)) {
+		char *end;
+		long long id = strtoll(v, &end, 10);
+		if (*end == '\0' && end != v && id > 0)
+			l->message_id = id;
+	}
+	if (get_delivery(res, r, 3, &l->d, err) < 0)
+		return -1;
+	if (PQgetisnull(res, r, 11))
+		return 0;
+	if (db_get_i64(res, r, 11, &n->id, err) < 0 ||
+	    db_get_i64(res, r, 12, &n->thread_id, err) < 0 ||
+	    db_get_i64(res, r, 13, &n->practice_id, err) < 0 ||
+	    db_get_i64(res, r, 14, &n->patient_id, err) < 0 ||
+	    db_get_i64(res, r, 15, &n->staff_user_id, err) < 0 ||
+	    db_get_i64(res, r, 16, &n->age_s, err) < 0)
+		return -1;
+	l->found = true;
+	n->outbound = PQgetvalue(res, r, 17)[0] == 't';
+	n->body = xstrdup(PQgetvalue(res, r, 18));
+	n->patient_email = xstrdup(PQgetvalue(res, r, 19));
+	n->patient_name = xstrdup(PQgetvalue(res, r, 20));
+	n->staff_name = xstrdup(PQgetvalue(res, r, 21));
+	n->email_text_consent = PQgetvalue(res, r, 22)[0] == 't';
+	n->practice_name = xstrdup(PQgetvalue(res, r, 23));
+	n->from_name = xstrdup(PQgetvalue(res, r, 24));
+	n->from_address = xstrdup(PQgetvalue(res, r, 25));
+	n->reply_domain = xstrdup(PQgetvalue(res, r, 26));
+	n->phi_in_email = PQgetvalue(res, r, 27)[0] == 't';
+	if (!PQgetisnull(res, r, 28)) {
+		l->suppressed = true;
+		str_copy(l->suppression_reason, sizeof l->suppression_reason,
+		    PQgetvalue(res, r, 28));
+	}
+	for (const char *p = PQgetvalue(res, r, 29); *p != '\0' &&
+	     n->n_refs < DB_MESSAGE_REFS_MAX;) {
+		size_t len = strcspn(p, " ");
+		if (len > 0)
+			n->refs[n->n_refs++] = xstrndup(p, len);
+		p += len;
+		p += strspn(p, " ");
+	}
+	return 0;
+}
+
 int
-db_deliveries_notify_load(struct db *db, int64_t job_id, const char *payload,
-    struct db_notify_load *l_r, struct err *err)
+db_deliveries_notify_load_many(struct db *db, int n, const int64_t *job_ids,
+    const char *const *payloads, struct db_notify_load *l_r, struct err *err)
 {
 	/* The message id is taken from the payload only when it is a plain
 	 * number (no cast can fail); references are joined with spaces,
 	 * which a Message-ID (domain msgid) cannot hold. */
 	static const char sql[] =
-	    "SELECT jsonb_typeof(a.j), a.j->>'message_id',"
+	    "SELECT b.ord, jsonb_typeof(a.j), a.j->>'message_id',"
 	    " d.id, d.message_id, d.state, d.attempts, d.age, d.pr, d.pa, d.st,"
 	    " m.id, m.thread_id, m.practice_id, m.patient_id,"
 	    " coalesce(m.staff_user_id, 0),"
@@ -265,86 +350,153 @@ db_deliveries_notify_load(struct db *db, int64_t job_id, const char *payload,
 	    "   WHERE patient_id = m.patient_id AND thread_id = m.thread_id"
 	    "   AND id <> m.id AND message_id IS NOT NULL"
 	    "   ORDER BY created_at DESC, id DESC LIMIT $3::int) r)"
-	    " FROM (SELECT $2::jsonb AS j) a"
-	    DELIVERY_OF_JOB("notify")
+	    " FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY"
+	    "  AS b(job_id, payload, ord)"
+	    " CROSS JOIN LATERAL (SELECT b.payload::jsonb AS j) a"
+	    DELIVERY_OF_JOB("b.job_id", "notify")
 	    " LEFT JOIN patient_messages m ON m.id = CASE"
 	    "  WHEN a.j->>'message_id' ~ '^[0-9]{1,18}$'"
 	    "  THEN (a.j->>'message_id')::bigint END"
 	    " LEFT JOIN patients t ON t.id = m.patient_id"
 	    " LEFT JOIN practices p ON p.id = m.practice_id"
-	    " LEFT JOIN staff_users s ON s.id = m.staff_user_id";
-	struct db_message_notice *n = &l_r->n;
-	char job[24], lim[16];
-	const char *params[] = { job, payload, lim };
+	    " LEFT JOIN staff_users s ON s.id = m.staff_user_id"
+	    " ORDER BY b.ord";
+	struct buf bi, bp;
+	char lim[16];
 	PGresult *res = NULL;
-	const char *v;
 	int ret = -1;
 
-	memset(l_r, 0, sizeof *l_r);
-	snprintf(job, sizeof job, "%lld", (long long)job_id);
+	for (int i = 0; i < n; i++)
+		memset(&l_r[i], 0, sizeof l_r[i]);
+	buf_init(&bi, (size_t)n * 24 + 8);
+	buf_init(&bp, (size_t)n * (JOB_PAYLOAD_MAX * 2 + 8) + 8);
+	if (buf_addc(&bi, '{') < 0 || buf_addc(&bp, '{') < 0)
+		goto too_big;
+	for (int i = 0; i < n; i++)
+		if (array_i64(&bi, i == 0, job_ids[i]) < 0 ||
+		    array_text(&bp, i == 0, payloads[i]) < 0)
+			goto too_big;
+	if (buf_addc(&bi, '}') < 0 || buf_addc(&bp, '}') < 0)
+		goto too_big;
 	snprintf(lim, sizeof lim, "%d", DB_MESSAGE_REFS_MAX);
-	if (db_query_prepared(db, "db_deliveries_notify_load", sql, 3, params,
-	        PGRES_TUPLES_OK, &res, err) < 0) {
-		if (db_err_is(err, "22P02"))
-			err_set(err, false, "payload is not valid JSON");
-		goto out;
-	}
-	if (PQntuples(res) != 1) {
-		err_set(err, false, "notify load: %d rows", PQntuples(res));
-		goto out;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "object") != 0) {
-		err_set(err, false, "payload is not a JSON object");
-		goto out;
-	}
-	v = PQgetvalue(res, 0, 1);
-	if (!PQgetisnull(res, 0, 1)) {
-		char *end;
-		long long id = strtoll(v, &end, 10);
-		if (*end == '\0' && end != v && id > 0)
-			l_r->message_id = id;
-	}
-	if (get_delivery(res, 2, &l_r->d, err) < 0)
-		goto out;
-	if (!PQgetisnull(res, 0, 10)) {
-		if (db_get_i64(res, 0, 10, &n->id, err) < 0 ||
-		    db_get_i64(res, 0, 11, &n->thread_id, err) < 0 ||
-		    db_get_i64(res, 0, 12, &n->practice_id, err) < 0 ||
-		    db_get_i64(res, 0, 13, &n->patient_id, err) < 0 ||
-		    db_get_i64(res, 0, 14, &n->staff_user_id, err) < 0 ||
-		    db_get_i64(res, 0, 15, &n->age_s, err) < 0)
+	{
+		const char *params[] = { buf_str(&bi), buf_str(&bp), lim };
+		if (db_query_prepared(db, "db_deliveries_notify_load", sql, 3,
+		        params, PGRES_TUPLES_OK, &res, err) < 0) {
+			if (db_err_is(err, "22P02"))
+				err_set(err, false, "payload is not valid JSON");
 			goto out;
-		l_r->found = true;
-		n->outbound = PQgetvalue(res, 0, 16)[0] == 't';
-		n->body = xstrdup(PQgetvalue(res, 0, 17));
-		n->patient_email = xstrdup(PQgetvalue(res, 0, 18));
-		n->patient_name = xstrdup(PQgetvalue(res, 0, 19));
-		n->staff_name = xstrdup(PQgetvalue(res, 0, 20));
-		n->email_text_consent = PQgetvalue(res, 0, 21)[0] == 't';
-		n->practice_name = xstrdup(PQgetvalue(res, 0, 22));
-		n->from_name = xstrdup(PQgetvalue(res, 0, 23));
-		n->from_address = xstrdup(PQgetvalue(res, 0, 24));
-		n->reply_domain = xstrdup(PQgetvalue(res, 0, 25));
-		n->phi_in_email = PQgetvalue(res, 0, 26)[0] == 't';
-		if (!PQgetisnull(res, 0, 27)) {
-			l_r->suppressed = true;
-			str_copy(l_r->suppression_reason,
-			    sizeof l_r->suppression_reason, PQgetvalue(res, 0, 27));
 		}
-		for (const char *r = PQgetvalue(res, 0, 28); *r != '\0' &&
-		     n->n_refs < DB_MESSAGE_REFS_MAX;) {
-			size_t len = strcspn(r, " ");
-			if (len > 0)
-				n->refs[n->n_refs++] = xstrndup(r, len);
-			r += len;
-			r += strspn(r, " ");
+	}
+	if (PQntuples(res) != n) {
+		err_set(err, false, "notify load: %d rows for %d jobs",
+		    PQntuples(res), n);
+		goto out;
+	}
+	for (int r = 0; r < n; r++)
+		if (get_notify(res, r, &l_r[r], err) < 0)
+			goto out;
+	ret = 0;
+	goto out;
+too_big:
+	err_set(err, false, "notify load: batch too large");
+out:
+	PQclear(res);
+	buf_fini(&bi);
+	buf_fini(&bp);
+	if (ret < 0)
+		for (int i = 0; i < n; i++)
+			db_deliveries_notify_load_fini(&l_r[i]);
+	return ret;
+}
+
+int
+db_deliveries_notify_load(struct db *db, int64_t job_id, const char *payload,
+    struct db_notify_load *l_r, struct err *err)
+{
+	return db_deliveries_notify_load_many(db, 1, &job_id, &payload, l_r,
+	    err);
+}
+
+int
+db_deliveries_insert_many(struct db *db, int n,
+    const struct db_delivery_new *dn, int64_t *ids_r, struct err *err)
+{
+	/* Rows come back in any order: matched by Message-ID (unique). */
+	static const char sql[] =
+	    "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::text[],"
+	    "  $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],"
+	    "  $8::bigint[]) AS u(job_id, kind, pr, pa, st, rcpt, mid, mr)),"
+	    " d AS (INSERT INTO deliveries (job_id, kind, practice_id,"
+	    "  patient_id, staff_user_id, recipient, message_id)"
+	    "  SELECT job_id, kind, pr, pa, st, rcpt::email_addr, mid::msgid"
+	    "  FROM u RETURNING id, message_id::text),"
+	    " m AS (UPDATE patient_messages pm SET message_id = u.mid::msgid"
+	    "  FROM u WHERE pm.id = u.mr AND pm.message_id IS NULL)"
+	    " SELECT id, message_id FROM d";
+	struct buf b[8];
+	char (*mids)[DB_DELIVERY_MSGID_MAX] = xcalloc((size_t)n + 1,
+	    sizeof *mids);
+	PGresult *res = NULL;
+	int ret = -1;
+
+	for (int k = 0; k < 8; k++)
+		buf_init(&b[k], (size_t)n * (LIMIT_EMAIL * 2 +
+		    DB_DELIVERY_MSGID_MAX * 2 + 64) + 8);
+	for (int k = 0; k < 8; k++)
+		if (buf_addc(&b[k], '{') < 0)
+			goto too_big;
+	for (int i = 0; i < n; i++) {
+		bool f = i == 0;
+		if (bare_msgid(dn[i].message_id, mids[i], sizeof mids[i],
+		        err) < 0)
+			goto out;
+		if (array_i64(&b[0], f, dn[i].job_id) < 0 ||
+		    array_text(&b[1], f, dn[i].kind) < 0 ||
+		    array_i64(&b[2], f, dn[i].practice_id) < 0 ||
+		    array_i64(&b[3], f, dn[i].patient_id) < 0 ||
+		    array_i64(&b[4], f, dn[i].staff_user_id) < 0 ||
+		    array_text(&b[5], f, dn[i].recipient) < 0 ||
+		    array_text(&b[6], f, mids[i]) < 0 ||
+		    array_i64(&b[7], f, dn[i].message_row_id) < 0)
+			goto too_big;
+	}
+	for (int k = 0; k < 8; k++)
+		if (buf_addc(&b[k], '}') < 0)
+			goto too_big;
+	{
+		const char *params[8];
+		for (int k = 0; k < 8; k++)
+			params[k] = buf_str(&b[k]);
+		if (db_query_prepared(db, "db_deliveries_insert_many", sql, 8,
+		        params, PGRES_TUPLES_OK, &res, err) < 0)
+			goto out;
+	}
+	if (PQntuples(res) != n) {
+		err_set(err, false, "deliveries: %d rows inserted for %d",
+		    PQntuples(res), n);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		ids_r[i] = 0;
+		for (int r = 0; r < n; r++)
+			if (strcmp(PQgetvalue(res, r, 1), mids[i]) == 0 &&
+			    db_get_i64(res, r, 0, &ids_r[i], err) < 0)
+				goto out;
+		if (ids_r[i] == 0) {
+			err_set(err, false, "deliveries: a row did not come back");
+			goto out;
 		}
 	}
 	ret = 0;
+	goto out;
+too_big:
+	err_set(err, false, "deliveries: batch too large");
 out:
 	PQclear(res);
-	if (ret < 0)
-		db_deliveries_notify_load_fini(l_r);
+	for (int k = 0; k < 8; k++)
+		buf_fini(&b[k]);
+	free(mids);
 	return ret;
 }
 
@@ -374,7 +526,7 @@ db_deliveries_login_load(struct db *db, int64_t job_id, const char *payload,
 	    "  E' \\t\\r\\n\\x0b\\f')::citext AS addr, CASE WHEN"
 	    "  a.j->>'practice_id' ~ '^[0-9]{1,18}$'"
 	    "  THEN (a.j->>'practice_id')::bigint END AS pr) e"
-	    DELIVERY_OF_JOB("login")
+	    DELIVERY_OF_JOB("$1::bigint", "login")
 	    " LEFT JOIN LATERAL (SELECT * FROM ("
 	    "  SELECT s.id AS sid, NULL::bigint AS pid, s.practice_id,"
 	    "   s.email::text AS email, p.name::text AS name,"
@@ -427,7 +579,7 @@ db_deliveries_login_load(struct db *db, int64_t job_id, const char *payload,
 	l_r->email = dup_or_null(res, 1);
 	l_r->practice_id = dup_or_null(res, 2);
 	l_r->requested_ip = dup_or_null(res, 3);
-	if (get_delivery(res, 4, &l_r->d, err) < 0)
+	if (get_delivery(res, 0, 4, &l_r->d, err) < 0)
 		goto out;
 	if (!PQgetisnull(res, 0, 14)) {
 		if ((!PQgetisnull(res, 0, 12) &&
@@ -467,25 +619,6 @@ db_deliveries_login_load_fini(struct db_login_load *l)
 	memset(l, 0, sizeof *l);
 }
 
-/* Appends s to a PostgreSQL array literal as a quoted element (NULL:
- * NULL). */
-static int
-array_text(struct buf *b, bool first, const char *s)
-{
-	if (!first && buf_addc(b, ',') < 0)
-		return -1;
-	if (s == NULL)
-		return buf_add(b, "NULL", 4);
-	if (buf_addc(b, '"') < 0)
-		return -1;
-	for (; *s != '\0'; s++) {
-		if ((*s == '"' || *s == '\\') && buf_addc(b, '\\') < 0)
-			return -1;
-		if (buf_addc(b, *s) < 0)
-			return -1;
-	}
-	return buf_addc(b, '"');
-}
 
 int
 db_deliveries_record_sent(struct db *db, int n, const int64_t *ids,

@@ -61,11 +61,18 @@ struct db_notify_load {
 	struct db_message_notice n;
 	bool suppressed;
 	char suppression_reason[64];
+	bool fresh;                   /* d was just made (the caller's flag) */
 };
 /* 0, or -1 with err set (a payload that is not a JSON object is a
  * permanent error). */
 MUST_CHECK int db_deliveries_notify_load(struct db *db, int64_t job_id,
     const char *payload, struct db_notify_load *l_r, struct err *err);
+/* The same for n jobs in one statement (a claimed batch): l_r[i] for
+ * job_ids[i] / payloads[i]. One bad payload fails the whole call (then
+ * load them one by one). */
+MUST_CHECK int db_deliveries_notify_load_many(struct db *db, int n,
+    const int64_t *job_ids, const char *const *payloads,
+    struct db_notify_load *l_r, struct err *err);
 void db_deliveries_notify_load_fini(struct db_notify_load *l);
 
 /* Everything a magic_link job needs, in one statement: the job's login
@@ -84,6 +91,12 @@ struct db_login_load {
 MUST_CHECK int db_deliveries_login_load(struct db *db, int64_t job_id,
     const char *payload, struct db_login_load *l_r, struct err *err);
 void db_deliveries_login_load_fini(struct db_login_load *l);
+
+/* n new rows in state queued in one statement (one commit), each naming
+ * its message (message_row_id) like db_deliveries_insert(); state and
+ * reason must be NULL. ids_r[i]: the id of dn[i]'s row. */
+MUST_CHECK int db_deliveries_insert_many(struct db *db, int n,
+    const struct db_delivery_new *dn, int64_t *ids_r, struct err *err);
 
 /* The (first) delivery made for job_id of kind. 1: *d_r filled; 0: none;
  * -1: err set. */

@@ -25,3 +25,17 @@ handler_find(const char *kind)
 			return &handlers[i];
 	return NULL;
 }
+
+static const struct handler_batch batch_handlers[] = {
+	{ "notify", job_notify_prepare, job_notify_prep_free },
+};
+
+const struct handler_batch *
+handler_batch_find(const char *kind)
+{
+	for (size_t i = 0; i < sizeof batch_handlers / sizeof batch_handlers[0];
+	     i++)
+		if (strcmp(batch_handlers[i].kind, kind) == 0)
+			return &batch_handlers[i];
+	return NULL;
+}

@@ -39,6 +39,10 @@ struct job_ctx {
 	/* NULL: a mail handler records "sent" at once; else it fills this
 	 * and returns 0, and the runner writes it with the completion. */
 	struct job_sent *sent;
+	/* What the kind's prepare() left for this job (NULL: nothing; the
+	 * handler does all its own work). The handler may take it over
+	 * (and set ctx->prep = NULL); the runner frees what is left. */
+	void *prep;
 };
 
 struct handler {
@@ -48,11 +52,27 @@ struct handler {
 
 const struct handler *handler_find(const char *kind);
 
+/* Optional, per kind: prepare() is called once per claimed batch, before
+ * any of its jobs runs, with that batch's jobs of the kind (ctx->job is
+ * NULL), to do their database work together: prep[i] (NULL on entry) gets
+ * what run() finds in ctx->prep for jobs[i]. -1 (err set) is only logged:
+ * then every job does its own work. prep_free() frees one (NULL-safe). */
+struct handler_batch {
+	const char *kind;
+	int (*prepare)(struct job_ctx *ctx, const struct job *const *jobs,
+	    int n, void **prep, struct err *err);
+	void (*prep_free)(void *prep);
+};
+const struct handler_batch *handler_batch_find(const char *kind);
+
 int job_noop(struct job_ctx *ctx, struct err *err);
 int job_probe(struct job_ctx *ctx, struct err *err);
 int job_maintenance(struct job_ctx *ctx, struct err *err);
 int job_magic_link(struct job_ctx *ctx, struct err *err);
 int job_notify(struct job_ctx *ctx, struct err *err);
+int job_notify_prepare(struct job_ctx *ctx, const struct job *const *jobs,
+    int n, void **prep, struct err *err);
+void job_notify_prep_free(void *prep);
 int job_confirm_sender(struct job_ctx *ctx, struct err *err);
 int job_rejection_notice(struct job_ctx *ctx, struct err *err);
 int job_urgent_ack(struct job_ctx *ctx, struct err *err);

@@ -34,6 +34,104 @@
 #define DELIVERY_KIND "notify"
 #define LINK_MAX 600
 
+/* Whether this load needs a new delivery row to be sent (what the
+ * handler would insert as queued). */
+static bool
+wants_row(const struct db_notify_load *l, int64_t give_up_s)
+{
+	return l->d.id == 0 && l->message_id > 0 && l->found &&
+	    l->n.outbound && !l->suppressed && l->n.age_s < give_up_s;
+}
+
+/* The batch's database work before its first send: one statement reads
+ * what every notify job of the batch needs, one more inserts (and commits)
+ * all their delivery rows with their Message-IDs. Jobs that need anything
+ * else (suppressed, given up, a retry) are read here and finish on their
+ * own in job_notify(). */
+int
+job_notify_prepare(struct job_ctx *ctx, const struct job *const *jobs, int n,
+    void **prep, struct err *err)
+{
+	int64_t give_up_s = (int64_t)ctx->w->cfg.mail.notify_give_up_h * 3600;
+	int64_t *ids = xcalloc((size_t)n, sizeof *ids);
+	int64_t *new_ids = xcalloc((size_t)n, sizeof *new_ids);
+	const char **payloads = xcalloc((size_t)n, sizeof *payloads);
+	struct db_notify_load *l = xcalloc((size_t)n, sizeof *l);
+	struct db_delivery_new *dn = xcalloc((size_t)n, sizeof *dn);
+	char (*msgids)[COMPOSE_MSGID_NEW_SIZE + 2] = xcalloc((size_t)n,
+	    sizeof *msgids);
+	int *at = xcalloc((size_t)n, sizeof *at);
+	int k = 0, ret = -1;
+
+	for (int i = 0; i < n; i++) {
+		ids[i] = jobs[i]->id;
+		payloads[i] = jobs[i]->payload;
+	}
+	if (db_deliveries_notify_load_many(ctx->db, n, ids, payloads, l,
+	        err) < 0)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		struct db_message_notice *m = &l[i].n;
+
+		if (!wants_row(&l[i], give_up_s))
+			continue;
+		if (compose_message_id_new(email_domain(m->from_address),
+		        msgids[k], sizeof msgids[k], err) < 0)
+			goto out;
+		dn[k] = (struct db_delivery_new){
+			.job_id = jobs[i]->id,
+			.kind = DELIVERY_KIND,
+			.practice_id = m->practice_id,
+			.patient_id = m->patient_id,
+			.recipient = m->patient_email,
+			.message_id = msgids[k],
+			.message_row_id = m->id,
+		};
+		at[k++] = i;
+	}
+	if (k > 0 && db_deliveries_insert_many(ctx->db, k, dn, new_ids,
+	        err) < 0)
+		goto out;
+	for (int m = 0; m < k; m++) {
+		struct db_delivery *d = &l[at[m]].d;
+		size_t len = strlen(msgids[m]);
+
+		d->id = new_ids[m];
+		/* stored bare: "<…>" without the brackets */
+		memcpy(d->message_id, msgids[m] + 1, len - 2);
+		d->message_id[len - 2] = '\0';
+		str_copy(d->state, sizeof d->state, "queued");
+		l[at[m]].fresh = true;
+	}
+	for (int i = 0; i < n; i++) {
+		struct db_notify_load *p = xmalloc(sizeof *p);
+		*p = l[i];                       /* takes the strings over */
+		memset(&l[i], 0, sizeof l[i]);
+		prep[i] = p;
+	}
+	ret = 0;
+out:
+	for (int i = 0; i < n; i++)
+		db_deliveries_notify_load_fini(&l[i]);
+	free(ids);
+	free(new_ids);
+	free(payloads);
+	free(l);
+	free(dn);
+	free(msgids);
+	free(at);
+	return ret;
+}
+
+void
+job_notify_prep_free(void *prep)
+{
+	if (prep == NULL)
+		return;
+	db_deliveries_notify_load_fini(prep);
+	free(prep);
+}
+
 int
 job_notify(struct job_ctx *ctx, struct err *err)
 {
@@ -55,8 +153,15 @@ job_notify(struct job_ctx *ctx, struct err *err)
 	buf_init(&msg, LIMIT_MAIL_SIZE);
 	if (outbox_get(ctx, &ob, err) < 0)
 		goto out;
-	/* One round trip: delivery, payload, message, thread, suppression. */
-	if (db_deliveries_notify_load(ctx->db, j->id, j->payload, &l, err) < 0) {
+	if (ctx->prep != NULL) {
+		/* job_notify_prepare() read it (and made the row) already. */
+		l = *(struct db_notify_load *)ctx->prep;
+		free(ctx->prep);
+		ctx->prep = NULL;
+	} else if (db_deliveries_notify_load(ctx->db, j->id, j->payload, &l,
+	               err) < 0) {
+		/* One round trip: delivery, payload, message, thread,
+		 * suppression. */
 		err_prefix(err, "notify");
 		goto out;
 	}
@@ -135,8 +240,8 @@ job_notify(struct job_ctx *ctx, struct err *err)
 		}
 		/* A row made before the message was named (older versions
 		 * wrote the two apart): name it now; a no-op otherwise. */
-		if (db_patient_messages_set_message_id(ctx->db, n->id, msgid,
-		        err) < 0)
+		if (!l.fresh && db_patient_messages_set_message_id(ctx->db,
+		        n->id, msgid, err) < 0)
 			goto out;
 	}
 

@@ -178,7 +178,7 @@ flush_done(struct runner *r, struct db *db, struct job *done,
 {
 	bool ok[JOB_CLAIM_MAX], any_sent = false;
 
-	if (n == 0)
+	if (n <= 0)
 		return 0;
 	for (int i = 0; i < n; i++)
 		any_sent |= sent[i].delivery_id > 0;
@@ -238,6 +238,64 @@ record_failure(struct runner *r, struct db *db, const struct job *j,
 	return 0;
 }
 
+/* Lets kinds with a batch step (handlers.h: handler_batch) do their
+ * database work for all their jobs of the batch at once; prep[i] gets
+ * what jobs[i]'s handler will find in ctx->prep. */
+static void
+prepare_batch(struct runner *r, struct db *db, const struct job *jobs, int n,
+    void **prep)
+{
+	const struct job **sel = xcalloc((size_t)n, sizeof *sel);
+	void **out = xcalloc((size_t)n, sizeof *out);
+	int *at = xcalloc((size_t)n, sizeof *at);
+	char q[300];
+
+	for (int i = 0; i < n; i++) {
+		const struct handler_batch *hb = handler_batch_find(jobs[i].kind);
+		struct job_ctx ctx = { .db = db, .w = r->w, .stop = &r->w->stop,
+			               .outbox = &r->outbox };
+		struct err err = { 0 };
+		bool seen = false;
+		int k = 0;
+
+		if (hb == NULL)
+			continue;
+		for (int m = 0; m < i && !seen; m++)
+			seen = strcmp(jobs[m].kind, jobs[i].kind) == 0;
+		if (seen)
+			continue;                /* its kind was prepared */
+		for (int m = i; m < n; m++)
+			if (strcmp(jobs[m].kind, jobs[i].kind) == 0) {
+				sel[k] = &jobs[m];
+				out[k] = NULL;
+				at[k++] = m;
+			}
+		if (hb->prepare(&ctx, sel, k, out, &err) < 0) {
+			log_warn("event=batch_prepare_failed kind=%s count=%d "
+			    "err=%s", jobs[i].kind, k,
+			    log_quote(q, sizeof q, err.msg));
+			for (int m = 0; m < k; m++)
+				hb->prep_free(out[m]);
+			continue;
+		}
+		for (int m = 0; m < k; m++)
+			prep[at[m]] = out[m];
+	}
+	free(sel);
+	free(out);
+	free(at);
+}
+
+static void
+free_prep(const struct job *jobs, int n, void **prep)
+{
+	for (int i = 0; i < n; i++)
+		if (prep[i] != NULL) {
+			handler_batch_find(jobs[i].kind)->prep_free(prep[i]);
+			prep[i] = NULL;
+		}
+}
+
 /* Runs one claimed batch in claim order. The whole batch stays published
  * for heartbeats until the batch ends: done jobs not yet written are still
  * leased to us (renewing a failed or given-back job changes
@@ -250,10 +308,13 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 	struct worker *w = r->w;
 	struct job *done = xcalloc((size_t)n, sizeof *done);
 	struct job_sent *sent = xcalloc((size_t)n, sizeof *sent);
+	void **prep = xcalloc((size_t)n, sizeof *prep);
 	int64_t pending_since = 0;
 	int ndone = 0, ret = -1;
 
 	set_inflight(r, jobs, n);
+	if (!w->stop)
+		prepare_batch(r, db, jobs, n, prep);
 	for (int i = 0; i < n; i++) {
 		struct job *j = &jobs[i];
 		int k = worker_kind_index(j->kind);
@@ -282,9 +343,13 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 			    j->kind);
 			rc = -1;
 		} else {
-			struct job_ctx ctx = { db, j, w, &w->stop, &r->outbox,
-				               &sent[ndone] };
+			struct job_ctx ctx = {
+				.db = db, .job = j, .w = w, .stop = &w->stop,
+				.outbox = &r->outbox, .sent = &sent[ndone],
+				.prep = prep[i],
+			};
 			rc = h->run(&ctx, &jerr);
+			prep[i] = ctx.prep;     /* NULL when taken over */
 			if (rc != 0)
 				memset(&sent[ndone], 0, sizeof sent[ndone]);
 		}
@@ -320,6 +385,8 @@ run_batch(struct runner *r, struct db *db, struct job *jobs, int n,
 	ret = flush_done(r, db, done, sent, ndone, err);
 out:
 	set_inflight(r, NULL, 0);
+	free_prep(jobs, n, prep);
+	free(prep);
 	free(done);
 	free(sent);
 	return ret;
