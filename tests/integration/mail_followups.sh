@@ -54,6 +54,9 @@ conf=$logs/main.conf
    printf '[httpd]\nbase_url = https://portal.test\nport = %s\n' "$port"
  } >"$conf")
 
+down_conf=$logs/down.conf
+sed 's|^url = smtp://.*|url = smtp://127.0.0.1:1|' "$conf" >"$down_conf"
+chmod 600 "$down_conf"
 enqueue() {  # enqueue KIND PAYLOAD [ONCE_KEY]: prints posternctl's line
 	if [ -n "${3:-}" ]; then
 		"$ctl" -c "$CONF" jobs enqueue "$1" "$2" --once-key "$3"
@@ -128,8 +131,11 @@ ron=ron.$run@patients.test         # rejection notices (in both practices)
 sup=sup.$run@patients.test         # suppressed: no notice
 uma=uma.$run@patients.test         # urgent reply, riverside (autoack on)
 ole=ole.$run@patients.test         # urgent reply, open (autoack off)
+lee=lee.$run@patients.test         # held reply, too old to ask about
+rae=rae.$run@patients.test         # held reply, asked after SMTP came back
 for p in "riverside $ann Ann Secretname" "riverside $bea Bea Hidden" "riverside $ron Ron Reject" \
-	"open $ron Ron Reject" "riverside $sup Sue Pressed" "riverside $uma Uma Urgent" "open $ole Ole Open"; do
+	"open $ron Ron Reject" "riverside $sup Sue Pressed" "riverside $uma Uma Urgent" "open $ole Ole Open" \
+	"riverside $lee Lee Late" "riverside $rae Rae Retry"; do
 	set -- $p
 	"$ctl" -q -c "$CONF" patient add --practice "$1" --email "$2" --name "$3 $4" >/dev/null ||
 		not_ok "patient add $2"
@@ -137,7 +143,7 @@ done
 psql_db "INSERT INTO suppressions (email, practice_id, reason, source)
 	VALUES ('$sup', NULL, 'manual', 'mail_followups.sh')" >/dev/null
 check "people, practices and a suppression are in place" \
-	sql_is "SELECT count(*) FROM patients" 7
+	sql_is "SELECT count(*) FROM patients" 9
 
 secret_subject="Biopsy result question"
 secret_body="my A1C was 6.1 and the biopsy"
@@ -167,7 +173,10 @@ m_big=$(inbound 7 rejected "" "" "" "$ron" "too_large: 1 bytes")
 m_mime=$(inbound 8 rejected "" "" "" "$ron" "not_readable: x")
 m_sup=$(inbound 9 quarantined "" "" "" "$sup" no_token)
 m_ghost=$(inbound 10 quarantined "" "" "" "ghost.$run@patients.test" no_token)
-check "inbound rows are in place" test -n "$m_ann" -a -n "$m_ghost"
+m_late=$(inbound 11 held pending "$lee" riverside "$spouse" sender_not_patient)
+m_retry=$(inbound 12 held pending "$rae" riverside "$spouse" sender_not_patient)
+psql_db "UPDATE inbound_mail SET created_at = now() - interval '25 hours' WHERE id = $m_late" >/dev/null
+check "inbound rows are in place" test -n "$m_ann" -a -n "$m_retry"
 # uma's urgent reply (the ingester made it a message) and ole's
 msg_in() {  # msg_in EMAIL MSGID: an inbound email message; prints its id
 	psql_db "INSERT INTO patient_messages (practice_id, patient_id, direction, channel, subject, body, message_id)
@@ -181,6 +190,7 @@ pm_ole=$(msg_in "$ole" "ole.$run@patients.test")
 j_ann=$(job_id "$(enqueue confirm_sender "{\"inbound_mail_id\": $m_ann}")")
 j_bea=$(job_id "$(enqueue confirm_sender "{\"inbound_mail_id\": $m_bea}")")
 j_done=$(job_id "$(enqueue confirm_sender "{\"inbound_mail_id\": $m_done}")")
+j_late=$(job_id "$(enqueue confirm_sender "{\"inbound_mail_id\": $m_late}")")
 rej() {  # rej INBOUND EMAIL REASON: posternctl's line
 	enqueue rejection_notice "{\"inbound_mail_id\": $1, \"email\": \"$2\", \"reason\": \"$3\"}" \
 		"rejection_notice:$2:$3:$day"
@@ -202,8 +212,8 @@ out=$(enqueue urgent_ack "{\"patient_id\": $pid_uma, \"patient_message_id\": $pm
 contains "urgent_ack: a second one for the patient the same day is not enqueued" "$out" "not enqueued"
 j_ole=$(job_id "$(enqueue urgent_ack "{\"patient_id\": $pid_ole, \"patient_message_id\": $pm_ole}" "urgent_ack:$pid_ole:$day")")
 j_wrong=$(job_id "$(enqueue urgent_ack "{\"patient_id\": $pid_ole, \"patient_message_id\": $pm_uma}")")
-all="$j_ann,$j_bea,$j_done,$j_old,$j_not,$j_big,$j_mime,$j_sup,$j_ghost,$j_bad,$j_uma,$j_ole,$j_wrong"
-check "13 jobs enqueued" bash -c '[[ "$1" =~ ^([0-9]+,){12}[0-9]+$ ]]' _ "$all"
+all="$j_ann,$j_bea,$j_done,$j_late,$j_old,$j_not,$j_big,$j_mime,$j_sup,$j_ghost,$j_bad,$j_uma,$j_ole,$j_wrong"
+check "14 jobs enqueued" bash -c '[[ "$1" =~ ^([0-9]+,){13}[0-9]+$ ]]' _ "$all"
 check "confirm_sender and urgent_ack run ahead of notify (priority -5)" \
 	sql_is "SELECT string_agg(DISTINCT priority::text, ',') FROM jobs WHERE id IN ($j_ann, $j_uma)" -5
 
@@ -263,6 +273,36 @@ check "confirm_sender for a mail no longer held: job done, no delivery, no token
 	sql_is "SELECT (SELECT count(*) FROM deliveries WHERE job_id = $j_done),
 		(SELECT count(*) FROM login_tokens WHERE inbound_mail_id = $m_done),
 		(SELECT count(*) FROM jobs WHERE id = $j_done)" "0|0|0"
+check "confirm_sender over 24 h after the held mail came: job dead" test "$(jstate "$j_late")" = dead
+contains "  ... delivery failed with the reason" \
+	"$(psql_db "SELECT state || ' ' || bounce_reason FROM deliveries WHERE job_id = $j_late")" \
+	"failed confirm_sender: gave up: not sent within 24 h"
+check "  ... no mail" test "$(imap_count "$lee")" = 0
+
+# --- confirm_sender retried: SMTP down, then back -----------------------------
+j_retry=$(job_id "$(enqueue confirm_sender "{\"inbound_mail_id\": $m_retry}")")
+"$worker" -c "$down_conf" >"$logs/worker-down.log" 2>&1 &
+wpid=$!
+pids+=("$wpid")
+check "SMTP unreachable: the delivery is deferred and the job retried" \
+	wait_sql 20 "SELECT d.state || ' ' || (j.attempts >= 2) FROM deliveries d JOIN jobs j ON j.id = d.job_id
+		WHERE d.job_id = $j_retry" "deferred true"
+stop_and_wait "$wpid" 10; rc=$?
+check "the worker (SMTP down) stops cleanly (rc=$rc)" test "$rc" = 0
+mid_retry=$(psql_db "SELECT message_id FROM deliveries WHERE job_id = $j_retry")
+check "  ... every attempt made its own token (hash only), none used" \
+	sql_is "SELECT count(*) >= 2, bool_and(used_at IS NULL) FROM login_tokens WHERE inbound_mail_id = $m_retry" "t|t"
+"$worker" -c "$conf" >>"$logs/worker.log" 2>&1 &
+wpid=$!
+pids+=("$wpid")
+check "SMTP back: the question is sent" wait_sql 20 "SELECT state FROM deliveries WHERE job_id = $j_retry" sent
+check "  ... and arrives" wait_for 20 count_is_at_least "$rae" 1
+stop_and_wait "$wpid" 10; rc=$?
+check "the worker stops cleanly again (rc=$rc)" test "$rc" = 0
+fetch "$rae" 1 "$logs/rae.eml"
+check "  ... one delivery row, the same Message-ID on every attempt" \
+	test "$(mail_py header "$logs/rae.eml" Message-ID)" = "<$mid_retry>"
+tok_rae=$(mail_py text "$logs/rae.eml" | grep -o 'confirm?t=[A-Za-z0-9_-]*' | head -1 | sed 's/.*t=//')
 
 # --- rejection_notice ---------------------------------------------------------
 check "rejection_notice: four deliveries to ron, all sent" \
@@ -415,6 +455,10 @@ check "  ... the token stays unspent" \
 head -c 70000 /dev/zero | tr '\0' a >"$logs/big.body"
 req big --data-binary @"$logs/big.body" "$url/confirm"
 check "POST /confirm over the body limit: 413" test "$st" = 413
+req retry --data "t=$tok_rae&decision=confirm" "$url/confirm"
+check "the token of the mail that got through works (after retries)" test "$st" = 200
+check "  ... and spends the tokens of the attempts that failed" \
+	sql_is "SELECT count(*) FROM login_tokens WHERE inbound_mail_id = $m_retry AND used_at IS NULL" 0
 check "a confirm_sender token does not sign in at /verify" \
 	bash -c 'test "$(curl -s -o /dev/null -w "%{http_code}" --data "t=$1" "$2/verify")" = 410' _ "$fresh" "$url"
 check "the token never reaches the httpd log" bash -c '! grep -q "$1" "$2"' _ "$tok" "$logs/httpd.log"
