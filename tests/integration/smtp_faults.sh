@@ -9,8 +9,10 @@
 #   550 at RCPT        job dead, delivery bounced
 #   552/554 after dot  job dead, delivery failed
 #   250                job done, delivery sent
-# plus: a 4xx on the job's last attempt is dead (delivery failed), and ten
-# sends that succeed reuse one connection per runner thread.
+# plus: a 4xx on the job's last attempt is dead (delivery failed), ten
+# sends that succeed reuse one connection per runner thread, and a job the
+# lease reaper makes dead (its worker stalled mid-send) ends its delivery
+# failed in the same transaction.
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
 
@@ -113,6 +115,38 @@ check "the 550 reply and its enhanced status are kept" \
 	"5.0.0 550 5.0.0 scripted reply to RCPT"
 check "a retried job keeps its error" \
 	sql_is "SELECT last_error LIKE '%451%' FROM jobs WHERE id = ${job[r451]}" t
+# --- the reaper ends the mail of a job it makes dead ---------------------------
+# Worker A stalls on the peer (long timeout) and is stopped (SIGSTOP), so its
+# lease runs out on the job's only attempt; worker B's reaper makes the job
+# dead, and the delivery row must not stay queued/deferred.
+slow=$logs/slow.conf
+(umask 077
+ { cat "$CONF"
+   printf '[worker]\nthreads = 1\npoll_ms = 100\nlease_s = 2\nmaintenance_s = 1\ngrace_s = 1\n'
+   printf '[smtp]\nurl = smtp://127.0.0.1:%s\ntls = none\ntimeout_s = 60\n' "$port"
+   printf '[mail]\nreply_domain = practice.test\nbounce_domain = practice.test\n'
+ } >"$slow")
+"$ctl" -q -c "$CONF" patient add --practice peer --email "stall@reap.test" --name "P reap" >/dev/null
+reap_job=$(enqueue "stall@reap.test" --max-attempts 1)
+"$worker" -c "$slow" >"$logs/w3.log" 2>&1 &
+wa=$!; pids+=("$wa")
+check "worker A takes the job and stalls in the SMTP dialogue" \
+	wait_for 20 grep -q "^rcpt stall@reap.test" "$logs/peer.log"
+check "its delivery row was made before the send" wait_sql 10 \
+	"SELECT state FROM deliveries WHERE job_id = $reap_job" queued
+kill -STOP "$wa"
+"$worker" -c "$slow" >"$logs/w4.log" 2>&1 &
+wb=$!; pids+=("$wb")
+check "worker B's reaper makes the job dead when the lease runs out" wait_sql 20 \
+	"SELECT state FROM jobs WHERE id = $reap_job" dead
+check "in the same transaction, the delivery ends failed with the reason" \
+	sql_is "SELECT state || ' ' || (bounce_reason LIKE 'lease expired%') FROM deliveries WHERE job_id = $reap_job" "failed true"
+check "worker B logs the failed delivery" grep -q "deliveries_failed=1" "$logs/w4.log"
+kill -9 "$wa"; wait "$wa" 2>/dev/null
+kill -TERM "$wb"; wait "$wb"
+check "the dead job's delivery is still failed after worker B stops" \
+	sql_is "SELECT state FROM deliveries WHERE job_id = $reap_job" failed
+
 check "no sanitizer report in the worker logs" \
 	bash -c '! grep -q "Sanitizer\|runtime error" "$@"' _ "$logs"/w*.log
 finish
