@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/db_audit.h"
 #include "common/db_jobs.h"
 #include "common/db_login_requests.h"
 #include "common/db_login_tokens.h"
@@ -326,6 +327,27 @@ spend_fn(struct db *db, void *arg, struct err *err)
 	if (session_start(t->r, db, t->staff, t->patient, t->set_cookie,
 	        &t->session, err) < 0)
 		return -1;
+	/* The audit row is the transaction's last statement (its lock is
+	 * held until commit). */
+	{
+		char details[32];
+		struct audit_entry e = {
+			.practice_id = s.practice_id,
+			.actor_kind = t->staff > 0 ? "staff" : "patient",
+			.actor_id = t->staff > 0 ? t->staff : t->patient,
+			.action = "login",
+			.object_type = "session",
+			.object_id = t->session,
+			.ip = t->r->ip[0] != '\0' ? t->r->ip : NULL,
+			.details = details,
+		};
+
+		snprintf(details, sizeof details, "{\"via\": \"%s\"}",
+		    t->via == VIA_LINK ? "link" : "code");
+		if (db_audit_append(db, t->r->app->cfg.security.server_key, &e,
+		        1, err) < 0)
+			return -1;
+	}
 	return 1;
 }
 
@@ -491,6 +513,37 @@ signin_code(struct http_req *r)
 
 /* --- signing out --------------------------------------------------------- */
 
+struct logout_tx {
+	const struct http_req *r;
+	const struct db_session *s;
+};
+
+/* Revokes the session and records it in the audit log. */
+static int
+logout_fn(struct db *db, void *arg, struct err *err)
+{
+	struct logout_tx *t = arg;
+	const struct db_session *s = t->s;
+	struct audit_entry e = {
+		.practice_id = s->practice_id,
+		.actor_kind = s->staff_user_id > 0 ? "staff" : "patient",
+		.actor_id = s->staff_user_id > 0 ? s->staff_user_id
+		                                 : s->patient_id,
+		.action = "logout",
+		.object_type = "session",
+		.object_id = s->id,
+		.ip = t->r->ip[0] != '\0' ? t->r->ip : NULL,
+	};
+	int rc = db_sessions_revoke(db, s->id, err);
+
+	if (rc <= 0)
+		return rc;
+	if (db_audit_append(db, t->r->app->cfg.security.server_key, &e, 1,
+	        err) < 0)
+		return -1;
+	return 1;
+}
+
 enum MHD_Result
 signin_logout(struct http_req *r)
 {
@@ -522,7 +575,11 @@ signin_logout(struct http_req *r)
 		sodium_memzero(&s, sizeof s);
 		return http_page(r->c, 403, "Refused", refused, NULL);
 	}
-	rc = db_sessions_revoke(db, s.id, &err);
+	{
+		struct logout_tx t = { .r = r, .s = &s };
+
+		rc = db_tx(db, logout_fn, &t, &err);
+	}
 	db_pool_put(r->app->pool, &db);
 	if (rc < 0) {
 		sodium_memzero(&s, sizeof s);

@@ -351,6 +351,14 @@ req after_logout -H "Cookie: $staff_cookie" "$url/staff"
 check "  ... the old cookie no longer signs in: 303 to /login" test "$st $(hdr after_logout Location)" = "303 /login"
 grep -q "event=logout session=[0-9]* staff=[0-9]*" "$logs/httpd.log" &&
 	ok "  ... logged event=logout" || not_ok "  ... logged event=logout"
+check "the audit log has the 3 sign-ins and the sign-out, with their ip" \
+	sql_is "SELECT string_agg(action || ':' || actor_kind || ':' || host(ip) || ':' || coalesce(details::text, '-'), ' ' ORDER BY id)
+		FROM audit_log WHERE action IN ('login', 'logout')" \
+	'login:staff:127.0.0.1:{"via": "link"} login:patient:127.0.0.1:{"via": "link"} login:staff:127.0.0.1:{"via": "code"} logout:staff:127.0.0.1:-'
+check "  ... each login row names its session" \
+	sql_is "SELECT count(*) FROM audit_log a JOIN sessions s ON s.id = a.object_id
+		WHERE a.action = 'login' AND a.object_type = 'session'
+		AND a.actor_id = coalesce(s.staff_user_id, s.patient_id)" 3
 req logout_get "$url/logout"
 check "GET /logout: 405" test "$st" = 405
 
