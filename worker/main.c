@@ -22,6 +22,7 @@
 #include "common/crypto.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "worker/outbox.h"
 #include "worker/worker.h"
 
 static struct worker W;
@@ -72,7 +73,10 @@ static const char help_text[] =
 "    SIGHUP           re-read the config file (a bad file is logged and the\n"
 "                     old settings kept). batch, poll_ms, lease_s,\n"
 "                     maintenance_s, keep_done_s, keep_dead_s and log level\n"
-"                     apply at once; other keys need a restart.\n"
+"                     apply at once; other keys need a restart. The mail\n"
+"                     templates ([mail] templates_dir) are read again; a\n"
+"                     broken one is logged with file:line and the old\n"
+"                     ones kept (at start it is an error: exit 1).\n"
 "\n"
 "OPTIONS\n"
 "    -c, --config FILE   config file (default: $POSTERN_CONFIG, else\n"
@@ -131,6 +135,15 @@ reload(void)
 	SET_LIVE(keep_done_s);
 	SET_LIVE(keep_dead_s);
 	apply_log_level(next);
+	/* The mail templates are read again too; a broken one keeps the set
+	 * in use (the error names file:line). */
+	if (outbox_templates_load(next->mail.templates_dir, &err) < 0)
+		log_error("event=templates_reload_failed err=%s",
+		    log_quote(q, sizeof q, err.msg));
+	else
+		log_info("event=templates_loaded dir=%s",
+		    log_quote(q, sizeof q, next->mail.templates_dir[0] != '\0'
+		        ? next->mail.templates_dir : "(built-in)"));
 	if (strcmp(next->database.url, W.cfg.database.url) != 0 ||
 	    next->worker.threads != W.cfg.worker.threads ||
 	    next->worker.metrics_port != W.cfg.worker.metrics_port)
@@ -189,6 +202,9 @@ main(int argc, char **argv)
 		die("%s", err.msg);
 	apply_log_level(&W.cfg);
 	cfg_log(&W.cfg);
+	/* A broken template override stops the start, not the first mail. */
+	if (outbox_templates_load(W.cfg.mail.templates_dir, &err) < 0)
+		die("%s", err.msg);
 	if (gethostname(host, sizeof host) != 0)
 		snprintf(host, sizeof host, "unknown");
 	host[sizeof host - 1] = '\0';
@@ -287,6 +303,7 @@ main(int argc, char **argv)
 	pthread_join(hk, NULL);
 	metrics_stop(&ms);
 	db_close(&db);
+	outbox_templates_unload();
 	cfg_fini(&W.cfg);
 	log_info("event=worker_stopped");
 	return 0;

@@ -2,6 +2,7 @@
  * state → job result mapping (contract in outbox.h). */
 #include "worker/outbox.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,9 +15,62 @@
 #include "common/log.h"
 #include "common/mem.h"
 
+/* A loaded template set shared by the outboxes; freed with its last
+ * reference. Guarded by tpl_mu. */
+struct shared_templates {
+	struct template_set *set;
+	int refs;
+};
+static pthread_mutex_t tpl_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_templates *tpl_current;   /* holds one reference */
+
+static void
+tpl_unref_locked(struct shared_templates *t)
+{
+	if (t != NULL && --t->refs == 0) {
+		template_set_free(&t->set);
+		free(t);
+	}
+}
+
+/* Installs set as the current one (takes it over). */
+static void
+tpl_install(struct template_set *set)
+{
+	struct shared_templates *t = xcalloc(1, sizeof *t);
+
+	t->set = set;
+	t->refs = 1;
+	pthread_mutex_lock(&tpl_mu);
+	tpl_unref_locked(tpl_current);
+	tpl_current = t;
+	pthread_mutex_unlock(&tpl_mu);
+}
+
+int
+outbox_templates_load(const char *dir, struct err *err)
+{
+	struct template_set *set = NULL;
+
+	if (template_set_load(dir, &set, err) < 0)
+		return -1;
+	tpl_install(set);
+	return 0;
+}
+
+void
+outbox_templates_unload(void)
+{
+	pthread_mutex_lock(&tpl_mu);
+	tpl_unref_locked(tpl_current);
+	tpl_current = NULL;
+	pthread_mutex_unlock(&tpl_mu);
+}
+
 struct outbox {
 	struct smtp_conn *smtp;           /* NULL until the first send */
-	struct template_set *templates;
+	struct shared_templates *tpl;     /* one reference */
+	const struct template_set *templates;   /* tpl->set */
 	struct token_key reply_key, bounce_key;
 	uint8_t login_token_key[CRYPTO_KEY_BYTES];
 	uint8_t login_code_key[CRYPTO_KEY_BYTES];
@@ -30,18 +84,38 @@ outbox_get(struct job_ctx *ctx, struct outbox **ob_r, struct err *err)
 	struct outbox *ob;
 
 	if (*ctx->outbox != NULL) {
-		*ob_r = *ctx->outbox;
+		ob = *ctx->outbox;
+		/* A SIGHUP may have loaded new templates: use them from the
+		 * next mail on. */
+		pthread_mutex_lock(&tpl_mu);
+		if (tpl_current != NULL && ob->tpl != tpl_current) {
+			tpl_unref_locked(ob->tpl);
+			ob->tpl = tpl_current;
+			ob->tpl->refs++;
+			ob->templates = ob->tpl->set;
+		}
+		pthread_mutex_unlock(&tpl_mu);
+		*ob_r = ob;
 		return 0;
 	}
 	if (!cfg->security.server_key_set)
 		return err_set(err, false, "mail: no server key configured");
-	ob = xcalloc(1, sizeof *ob);
-	if (template_set_load(cfg->mail.templates_dir, &ob->templates,
-	        err) < 0) {
-		free(ob);
-		err->temp = true;        /* retried until the override is fixed */
-		return -1;
+	pthread_mutex_lock(&tpl_mu);
+	if (tpl_current == NULL) {
+		struct template_set *set = NULL;
+		pthread_mutex_unlock(&tpl_mu);
+		if (template_set_load(cfg->mail.templates_dir, &set, err) < 0) {
+			err->temp = true;   /* retried until the override is fixed */
+			return -1;
+		}
+		tpl_install(set);
+		pthread_mutex_lock(&tpl_mu);
 	}
+	ob = xcalloc(1, sizeof *ob);
+	ob->tpl = tpl_current;
+	ob->tpl->refs++;
+	ob->templates = ob->tpl->set;
+	pthread_mutex_unlock(&tpl_mu);
 	token_key_init(&ob->reply_key, OUTBOX_KEY_ID, TOKEN_REPLY,
 	    cfg->security.server_key);
 	token_key_init(&ob->bounce_key, OUTBOX_KEY_ID, TOKEN_BOUNCE,
@@ -65,7 +139,9 @@ outbox_free(struct outbox **obp)
 	if (ob == NULL)
 		return;
 	smtp_close(&ob->smtp);
-	template_set_free(&ob->templates);
+	pthread_mutex_lock(&tpl_mu);
+	tpl_unref_locked(ob->tpl);
+	pthread_mutex_unlock(&tpl_mu);
 	sodium_memzero(ob, sizeof *ob);
 	free(ob);
 	*obp = NULL;

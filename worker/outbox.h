@@ -36,9 +36,19 @@
 
 struct outbox;   /* opaque: fields live in outbox.c */
 
-/* The thread's outbox, made on first use into *ctx->outbox (templates
- * loaded from [mail] templates_dir, keys derived). -1 with err set: no
- * server key, or a bad template override (temp: retried until fixed). */
+/* The process's templates: [mail] templates_dir loaded and checked by
+ * postern-worker at start (a broken override is a startup error naming
+ * file:line) and again at SIGHUP. On error the templates in use stay and
+ * -1 is returned with err set. Thread-safe: outboxes pick up the new set
+ * at their next mail; a set is freed when no outbox uses it any more. */
+MUST_CHECK int outbox_templates_load(const char *dir, struct err *err);
+/* Drops the process's reference (at exit). */
+void outbox_templates_unload(void);
+
+/* The thread's outbox, made on first use into *ctx->outbox (keys
+ * derived; templates as loaded by outbox_templates_load(), or loaded from
+ * [mail] templates_dir now if nothing loaded them yet). -1 with err set:
+ * no server key, or a bad template override (temp: retried until fixed). */
 MUST_CHECK int outbox_get(struct job_ctx *ctx, struct outbox **ob_r,
     struct err *err);
 void outbox_free(struct outbox **obp);         /* NULL-safe; sets NULL */

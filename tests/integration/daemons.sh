@@ -31,6 +31,30 @@ expect_exit 0 "worker --help exits 0" "$worker" --help
 contains "worker --help documents signals" "$last_out" "SIGTERM"
 expect_exit 0 "httpd --help exits 0" "$httpd" --help
 
+# --- mail templates: checked at start, read again at SIGHUP ---------------
+tpl=$logs/templates
+mkdir -p "$tpl"
+printf 'Subject: News from {{practice_name}}\n\nA message waits: {{link}}\n{{nope}}\n' >"$tpl/notify_phi_free.txt"
+(umask 077; { cat "$CONF"; printf '[mail]\ntemplates_dir = %s\n' "$tpl"; } >"$logs/tpl.conf")
+expect_exit 1 "worker: a broken template override stops the start (exit 1)" "$worker" -c "$logs/tpl.conf"
+contains "worker: the error names the template's file:line" "$last_out" "notify_phi_free.txt:4"
+printf 'Subject: News from {{practice_name}}\n\nA message waits: {{link}}\n' >"$tpl/notify_phi_free.txt"
+"$worker" -c "$logs/tpl.conf" >"$logs/worker-tpl.log" 2>&1 &
+wpid=$!
+check "worker starts with a good template override" wait_for 10 grep -q "event=worker_started" "$logs/worker-tpl.log"
+printf 'Subject: News from {{practice_name}}\n\n{{bad name}}\n' >"$tpl/notify_phi_free.txt"
+kill -HUP "$wpid"
+check "SIGHUP with a broken template logs templates_reload_failed" \
+	wait_for 10 grep -q "event=templates_reload_failed" "$logs/worker-tpl.log"
+check "the reload error names file:line" grep -q 'event=templates_reload_failed.*notify_phi_free.txt:3' "$logs/worker-tpl.log"
+check "the worker keeps running with the old templates" kill -0 "$wpid"
+printf 'Subject: News from {{practice_name}}\n\nRead it here: {{link}}\n' >"$tpl/notify_phi_free.txt"
+kill -HUP "$wpid"
+check "SIGHUP with good templates logs templates_loaded" \
+	wait_for 10 grep -q "event=templates_loaded" "$logs/worker-tpl.log"
+stop_and_wait "$wpid" 10; rc=$?
+check "worker (templates) exits 0 on SIGTERM (rc=$rc)" test "$rc" = 0
+
 # --- worker: start, survive a database restart, stop ----------------------
 "$worker" -c "$CONF" >"$logs/worker.log" 2>&1 &
 wpid=$!
