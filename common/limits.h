@@ -53,6 +53,9 @@
 /* UIDs in one FETCH/STORE command, and the FETCH response bytes allowed
  * per message on top of its literal (the "* n FETCH (UID … BODY[] {n}" line). */
 #define LIMIT_IMAP_BATCH 500
+/* IDLE is re-issued after this long (RFC 2177: servers may drop a client
+ * idle for 30 minutes). */
+#define LIMIT_IMAP_IDLE_S (25 * 60)
 #define LIMIT_IMAP_FETCH_LINE 512
 
 /* Outgoing mail: what handlers may pass to composition and templates;

@@ -174,7 +174,8 @@ main(int argc, char **argv)
 	static struct runner runners[WORKER_THREADS_MAX];
 	struct timespec started;
 	struct metrics_server *ms = NULL;
-	pthread_t hk;
+	pthread_t hk, watcher;
+	bool watching;
 	struct sigaction sa;
 	struct db *db = NULL;
 	struct err err;
@@ -250,6 +251,11 @@ main(int argc, char **argv)
 		        &runners[i]) != 0)
 			die("cannot start runner thread %d", i);
 	}
+	/* Not in --drain mode: a drain ends when the queue is empty, and the
+	 * watcher would keep filling it. */
+	watching = W.cfg.imap.username[0] != '\0' && !W.drain;
+	if (watching && pthread_create(&watcher, NULL, imap_watch_main, &W) != 0)
+		die("cannot start the IMAP watcher thread");
 	log_info("event=worker_started id=%s threads=%d batch=%d poll_ms=%d "
 	    "lease_s=%d", W.id, nthreads, W.cfg.worker.batch,
 	    W.cfg.worker.poll_ms, W.cfg.worker.lease_s);
@@ -301,6 +307,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(runners[i].thread, NULL);
 	pthread_join(hk, NULL);
+	if (watching)
+		pthread_join(watcher, NULL);
 	metrics_stop(&ms);
 	db_close(&db);
 	outbox_templates_unload();

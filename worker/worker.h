@@ -72,6 +72,10 @@ void *housekeeper_main(void *arg);
 /* Gives back every job still in flight (after the grace period). */
 void housekeeper_release_all(struct worker *w, struct db *db);
 
+/* imap_watch.c: enqueues imap_sync on IDLE activity and every poll_s;
+ * started when [imap] username is set. */
+void *imap_watch_main(void *arg);
+
 /* metrics.c: /metrics on [worker] metrics_listen:metrics_port. */
 struct metrics_server;
 MUST_CHECK int metrics_start(struct worker *w, struct metrics_server **ms_r,
