@@ -152,13 +152,18 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 	if (rc < 0)
 		goto out;
 	if (rc == 0) {
-		struct db_delivery_outcome o = { .reason = "no patient with the "
-			                                   "address any more" };
+		/* Nothing to send any more: the delivery (if one was made)
+		 * is failed with why, the job done. */
+		struct db_delivery_outcome o = {
+			.reason = "no patient with the address any more",
+		};
 		log_info("event=rejection_notice_dropped job=%lld "
 		    "inbound_mail=%lld reason=no_patient", (long long)j->id,
 		    (long long)p.mail_id);
-		ret = d.id > 0 ? db_deliveries_record(ctx->db, d.id, "failed",
-		    &o, err) < 0 ? -1 : 0 : 0;
+		if (d.id > 0 &&
+		    db_deliveries_record(ctx->db, d.id, "failed", &o, err) < 0)
+			goto out;
+		ret = 0;
 		goto out;
 	}
 	if (d.id == 0) {
