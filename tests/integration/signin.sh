@@ -377,6 +377,27 @@ psql_db "UPDATE sessions SET created_at = now() - interval '2 days', expires_at 
 req pat_expired -H "Cookie: $pat_cookie" "$url/me"
 check "an expired session: 303 to /login" test "$st $(hdr pat_expired Location)" = "303 /login"
 
+# --- races: one link, many clicks; many wrong codes at once ---------------------
+login login_pat3 "$pat"
+login_mail "$pat" 3 && ok "sign-in mail 3 arrives for the patient" || not_ok "sign-in mail 3 arrives for the patient"
+for i in $(seq 8); do
+	curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 --data-urlencode "t=$tok" "$url/verify" >"$logs/race$i" &
+done
+wait_for 15 bash -c 'test "$(cat "$1"/race* | wc -l)" = 8' _ "$logs"
+check "8 POST /verify at once with one token: exactly one 303, seven 410" \
+	test "$(cat "$logs"/race* | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" = "303:1 410:7 "
+login login_staff4 "$staff"
+login_mail "$staff" 4 && ok "sign-in mail 4 arrives" || not_ok "sign-in mail 4 arrives"
+wrong=$(printf '%08d' $(( (10#$code + 1) % 100000000 )))
+for i in $(seq 10); do
+	curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 --data-urlencode "email=$staff" \
+		--data-urlencode "code=$wrong" "$url/login/code" >"$logs/crace$i" &
+done
+wait_for 15 bash -c 'test "$(cat "$1"/crace* | wc -l)" = 10' _ "$logs"
+check "10 wrong codes at once: all 400" test "$(sort -u "$logs"/crace*)" = 400
+check "  ... exactly 5 attempts counted (the cap holds under concurrency)" \
+	sql_is "SELECT code_attempts FROM login_tokens ORDER BY id DESC LIMIT 1" 5
+
 # --- bad input ------------------------------------------------------------------
 req v_short --data "t=abc" "$url/verify"
 check "POST /verify with a short token: 400" test "$st" = 400
