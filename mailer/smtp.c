@@ -444,7 +444,21 @@ smtp_send(struct smtp_conn *c, const char *from, const char *const *rcpt,
 		ret = 0;
 		goto out;
 	}
-	if (code >= 400 && cap.reply[0] != '\0')
+	if (cap.stage == SMTP_STAGE_AUTH &&
+	    (code >= 400 || rc == CURLE_LOGIN_DENIED))
+		/* Our credentials, not the mail: say which and where from.
+		 * An XOAUTH2 server may answer a bad token with a "334" error
+		 * challenge (base64 JSON, e.g. status 401) that libcurl does
+		 * not answer: that line is the server's verdict then. */
+		err_set(err, cls == SMTP_CLASS_TEMP, "smtp: AUTH %s %s: %s",
+		    c->bearer != NULL ? "XOAUTH2" : "(password)",
+		    cls == SMTP_CLASS_TEMP ? "failed temporarily" :
+		    c->bearer != NULL ? "refused, check the bearer token "
+		    "(smtp.password_file or smtp.password)" : "refused, check "
+		    "smtp.username and the password (smtp.password_file or "
+		    "smtp.password)",
+		    cap.reply[0] != '\0' ? cap.reply : curl_easy_strerror(rc));
+	else if (code >= 400 && cap.reply[0] != '\0')
 		err_set(err, cls == SMTP_CLASS_TEMP, "smtp: %ld at %s: %s",
 		    code, stage_name(cap.stage), cap.reply);
 	else

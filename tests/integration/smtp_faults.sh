@@ -30,6 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# the bearer token the peer accepts for AUTH XOAUTH2 (smtp_peer.py)
+export SMTP_PEER_TOKEN="ya29.t$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
 start_smtp_peer "$logs"
 port=$peer_port
 conf=$logs/worker.conf
@@ -115,6 +117,52 @@ check "the 550 reply and its enhanced status are kept" \
 	"5.0.0 550 5.0.0 scripted reply to RCPT"
 check "a retried job keeps its error" \
 	sql_is "SELECT last_error LIKE '%451%' FROM jobs WHERE id = ${job[r451]}" t
+# --- AUTH XOAUTH2 with the token from smtp.password_file ------------------------
+# xo NAME USER TOKEN: a worker config that authenticates with XOAUTH2 as
+# USER, the token in a file of its own; then one notify job to NAME@peer.test
+# run by that worker until its delivery leaves state queued.
+xo() {
+	local f=$logs/token.$1 c=$logs/xo-$1.conf
+	(umask 077
+	 printf '%s\n' "$3" >"$f"
+	 { cat "$CONF"
+	   printf '[worker]\nthreads = 1\npoll_ms = 100\nretry_base_ms = 600000\nretry_max_s = 3600\ngrace_s = 5\n'
+	   printf '[smtp]\nurl = smtp://127.0.0.1:%s\ntls = none\ntimeout_s = 5\n' "$port"
+	   printf 'auth = xoauth2\nusername = %s\npassword_file = %s\n' "$2" "$f"
+	   printf '[mail]\nreply_domain = practice.test\nbounce_domain = practice.test\n'
+	 } >"$c")
+	"$ctl" -q -c "$CONF" patient add --practice peer --email "$1@peer.test" --name "P $1" >/dev/null
+	job[$1]=$(enqueue "$1@peer.test")
+	"$worker" -c "$c" >"$logs/w-$1.log" 2>&1 &
+	local p=$!; pids+=("$p")
+	wait_sql 20 "SELECT count(*) FROM deliveries WHERE job_id = ${job[$1]} AND state <> 'queued'" 1
+	kill -TERM "$p"; wait "$p"
+}
+xo xogood oauth@practice.test "$SMTP_PEER_TOKEN"
+expect xogood "done sent 250" "XOAUTH2 with the right token → sent"
+check "the peer saw AUTH XOAUTH2 with the user and the right token" \
+	grep -q "^auth xoauth2 ok oauth@practice.test$" "$logs/peer.log"
+check "the token appears in no worker log" bash -c '! grep -qF "$1" "$2"' _ "$SMTP_PEER_TOKEN" "$logs/w-xogood.log"
+# A refused token is our configuration's fault, not the mail's, but it stays
+# refused until someone changes the token: permanent, like any 5xx (the job
+# is dead with a clear error; posternctl jobs retry after fixing the token).
+xo xobad oauth@practice.test "ya29.expired"
+expect xobad "dead failed -" "XOAUTH2 token refused with the 334 error challenge → dead, failed"
+check "the peer saw the wrong token and sent the XOAUTH2 error challenge" \
+	grep -q "^auth xoauth2 bad-token oauth@practice.test$" "$logs/peer.log"
+check "the job's error says AUTH XOAUTH2 was refused, names smtp.password_file and keeps the challenge" \
+	sql_is "SELECT last_error LIKE '%AUTH XOAUTH2 refused%smtp.password_file%: 334 eyJ%' FROM jobs WHERE id = ${job[xobad]}" t
+check "the delivery keeps the server's challenge as its reply" \
+	sql_is "SELECT smtp_reply LIKE '%334 eyJ%' FROM deliveries WHERE job_id = ${job[xobad]}" t
+xo xodirect direct@practice.test "ya29.expired"
+expect xodirect "dead failed 535" "XOAUTH2 token refused with 535 5.7.8 → dead, failed"
+check "its error says AUTH XOAUTH2 was refused, with the 535 reply" \
+	sql_is "SELECT last_error LIKE '%AUTH XOAUTH2 refused%535 5.7.8%' FROM jobs WHERE id = ${job[xodirect]}" t
+xo xotmp tmpfail@practice.test "$SMTP_PEER_TOKEN"
+expect xotmp "queued deferred 454" "XOAUTH2 temporary failure (454 4.7.0) → retry"
+check "the job's error says the AUTH failure is temporary" \
+	sql_is "SELECT last_error LIKE '%AUTH XOAUTH2%temporar%454%' FROM jobs WHERE id = ${job[xotmp]}" t
+
 # --- the reaper ends the mail of a job it makes dead ---------------------------
 # Worker A stalls on the peer (long timeout) and is stopped (SIGSTOP), so its
 # lease runs out on the job's only attempt; worker B's reaper makes the job

@@ -15,11 +15,20 @@
 #   dropdot      reads the whole message, closes without a reply
 #   stall        reads the whole message, never answers
 # LOGFILE gets one line per event: "connect", "rcpt ADDR",
-# "accepted ADDR <MESSAGE-ID>" (the whole message was read).
-import asyncio, sys
+# "accepted ADDR <MESSAGE-ID>" (the whole message was read), "auth …".
+#
+# AUTH XOAUTH2 (offered without TLS; nobody has to authenticate): the
+# bearer token must equal $SMTP_PEER_TOKEN. A user name starting "tmpfail"
+# gets "454 4.7.0" (temporary). A wrong token gets, as Gmail does, the
+# XOAUTH2 error challenge (334 + base64 JSON with status 401) and, should
+# the client answer it, "535 5.7.8"; for a user name starting "direct" a
+# plain "535 5.7.8" at once (as other servers do). Logged as "auth xoauth2
+# ok USER", "auth xoauth2 bad-token USER", "auth xoauth2 tmpfail USER" or
+# "auth xoauth2 malformed" (the token is never logged).
+import asyncio, base64, json, os, sys
 from email.parser import BytesHeaderParser
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 port_file, log_file = sys.argv[1], sys.argv[2]
 
@@ -48,6 +57,43 @@ class Peer(SMTP):
 
 
 class Handler:
+    async def auth_XOAUTH2(self, server, args):
+        if len(args) == 2:
+            blob = args[1].encode()
+            try:
+                raw = base64.b64decode(blob, validate=True)
+            except ValueError:
+                log("auth xoauth2 malformed")
+                return AuthResult(success=False, handled=False,
+                                  message="501 5.5.2 Can't decode base64")
+        else:
+            raw = await server.challenge_auth("", encode_to_b64=False)
+            if not isinstance(raw, bytes):
+                log("auth xoauth2 malformed")
+                return AuthResult(success=False, handled=True)
+        # "user=USER\x01auth=Bearer TOKEN\x01\x01"
+        fields = dict(f.split("=", 1) for f in raw.decode("utf-8", "replace").split("\x01")
+                      if "=" in f)
+        user, auth = fields.get("user", ""), fields.get("auth", "")
+        if not user or not auth.startswith("Bearer "):
+            log("auth xoauth2 malformed")
+            return AuthResult(success=False, handled=False,
+                              message="501 5.5.2 malformed XOAUTH2 response")
+        if user.startswith("tmpfail"):
+            log("auth xoauth2 tmpfail " + user)
+            return AuthResult(success=False, handled=False,
+                              message="454 4.7.0 Temporary authentication failure")
+        if auth[len("Bearer "):] != os.environ.get("SMTP_PEER_TOKEN", "\x00"):
+            log("auth xoauth2 bad-token " + user)
+            if not user.startswith("direct"):
+                err = json.dumps({"status": "401", "schemes": "bearer",
+                                  "scope": "https://mail.example/"})
+                await server.challenge_auth(err)   # the client answers empty
+            return AuthResult(success=False, handled=False,
+                              message="535 5.7.8 Username and Password not accepted")
+        log("auth xoauth2 ok " + user)
+        return AuthResult(success=True, auth_data=user)
+
     async def handle_RCPT(self, server, session, envelope, address, options):
         log("rcpt " + address)
         local = address.split("@")[0].lower()
@@ -83,7 +129,8 @@ probe = socket.socket()
 probe.bind(("127.0.0.1", 0))
 port = probe.getsockname()[1]
 probe.close()
-c = PeerController(Handler(), hostname="127.0.0.1", port=port)
+c = PeerController(Handler(), hostname="127.0.0.1", port=port,
+                   auth_require_tls=False)
 c.start()
 with open(port_file + ".tmp", "w") as f:
     f.write("%d\n" % port)
