@@ -75,6 +75,10 @@
 #define LIMIT_TEMPLATE_URL         2048                 /* the link variable */
 #define LIMIT_TEMPLATE_OUT         (4 * 1024 * 1024)    /* one rendered part */
 #define LIMIT_MAIL_ADDRESS_SCAN    4096                 /* an address header value scanned for a token */
+#define LIMIT_MAIL_CT_TOKEN        64                   /* a content type's type, subtype or parameter name */
+#define LIMIT_MAIL_CT_VALUE        200                  /* a content type parameter's value */
+#define LIMIT_MAIL_CT_PARAMS       8                    /* parameters of an attachment's content type */
+#define LIMIT_MAIL_LINK            600                  /* a link a handler puts into a mail (base_url + path) */
 
 /* Inbound mail: MIME parsing (mailer/parse.c; libetpan has no limits of
  * its own), reply extraction and classification. */

@@ -186,7 +186,7 @@ token_len(const char *s, size_t max)
  * has_charset_r: a charset parameter was given. */
 struct ctype {
 	char type[LIMIT_MAIL_CONTENT_TYPE + 1];
-	char params[8][LIMIT_MAIL_CONTENT_TYPE + 1];
+	char params[LIMIT_MAIL_CT_PARAMS][LIMIT_MAIL_CONTENT_TYPE + 1];
 	size_t n_params;
 	bool text;
 	bool has_charset;
@@ -210,8 +210,9 @@ parse_ctype(const char *what, const char *s, struct ctype *ct,
 	if (check_text(what, s, LIMIT_MAIL_CONTENT_TYPE, true, false, err) < 0)
 		return -1;
 	memset(ct, 0, sizeof *ct);
-	n = token_len(p, 64);
-	if (n == 0 || p[n] != '/' || (m = token_len(p + n + 1, 64)) == 0)
+	n = token_len(p, LIMIT_MAIL_CT_TOKEN);
+	if (n == 0 || p[n] != '/' ||
+	    (m = token_len(p + n + 1, LIMIT_MAIL_CT_TOKEN)) == 0)
 		return err_set(err, false, "%s: not of the form type/subtype",
 		    what);
 	memcpy(ct->type, p, n + 1 + m);
@@ -239,7 +240,7 @@ parse_ctype(const char *what, const char *s, struct ctype *ct,
 			p++;
 		if (*p == '\0')
 			break;                         /* a trailing ; */
-		k = token_len(p, 64);
+		k = token_len(p, LIMIT_MAIL_CT_TOKEN);
 		if (k == 0 || p[k] != '=')
 			return err_set(err, false, "%s: bad parameter", what);
 		if (p[k + 1] == '"') {
@@ -251,7 +252,7 @@ parse_ctype(const char *what, const char *s, struct ctype *ct,
 				return err_set(err, false, "%s: bad quoted "
 				    "parameter value", what);
 			v++;
-		} else if ((v = token_len(p + k + 1, 200)) == 0) {
+		} else if ((v = token_len(p + k + 1, LIMIT_MAIL_CT_VALUE)) == 0) {
 			return err_set(err, false, "%s: bad parameter value",
 			    what);
 		}

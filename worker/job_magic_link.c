@@ -40,7 +40,6 @@
 #define DELIVERY_KIND "login"
 #define LOGIN_MIN_LEFT_S 60          /* a link must be good this long at least */
 #define CODE_DIGITS 8
-#define LINK_MAX 600
 
 int
 job_magic_link(struct job_ctx *ctx, struct err *err)
@@ -55,7 +54,7 @@ job_magic_link(struct job_ctx *ctx, struct err *err)
 	struct buf msg;
 	const char *ip = NULL;
 	char token[CRYPTO_B64URL_LEN(CRYPTO_TOKEN_BYTES)];
-	char code[CODE_DIGITS + 1], minutes[24], link[LINK_MAX];
+	char code[CODE_DIGITS + 1], minutes[24], link[LIMIT_MAIL_LINK];
 	char msgid[COMPOSE_MSGID_NEW_SIZE + 2], bounce[TOKEN_ADDRESS_SIZE];
 	uint8_t th[CRYPTO_HASH_BYTES], ch[CRYPTO_HASH_BYTES];
 	int64_t lifetime = (int64_t)cfg->mail.login_token_minutes * 60, left;

@@ -32,7 +32,6 @@
 #include "worker/outbox.h"
 
 #define DELIVERY_KIND "notify"
-#define LINK_MAX 600
 
 /* Whether this load needs a new delivery row to be sent (what the
  * handler would insert as queued). */
@@ -143,7 +142,7 @@ job_notify(struct job_ctx *ctx, struct err *err)
 	struct db_message_notice *n = &l.n;
 	struct template_mail tm = { 0 };
 	struct buf msg;
-	char link[LINK_MAX], reason[DB_SUPPRESSION_REASON_MAX + 96];
+	char link[LIMIT_MAIL_LINK], reason[DB_SUPPRESSION_REASON_MAX + 96];
 	char msgid[COMPOSE_MSGID_NEW_SIZE + 2];
 	char reply_to[TOKEN_ADDRESS_SIZE], bounce[TOKEN_ADDRESS_SIZE];
 	int64_t give_up_s = (int64_t)cfg->mail.notify_give_up_h * 3600;

@@ -12,6 +12,7 @@
 
 #include "common/db_deliveries.h"
 #include "common/db_suppressions.h"
+#include "common/email.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -74,7 +75,7 @@ struct outbox {
 	struct token_key reply_key, bounce_key;
 	uint8_t login_token_key[CRYPTO_KEY_BYTES];
 	uint8_t login_code_key[CRYPTO_KEY_BYTES];
-	char bounce_domain[256];
+	char bounce_domain[EMAIL_DOMAIN_MAX + 1];
 };
 
 int
@@ -124,8 +125,12 @@ outbox_get(struct job_ctx *ctx, struct outbox **ob_r, struct err *err)
 	    ob->login_token_key);
 	crypto_subkey(cfg->security.server_key, SUBKEY_LOGIN_CODE,
 	    ob->login_code_key);
-	str_copy(ob->bounce_domain, sizeof ob->bounce_domain,
-	    cfg->mail.bounce_domain);
+	if (!str_copy(ob->bounce_domain, sizeof ob->bounce_domain,
+	        cfg->mail.bounce_domain)) {
+		outbox_free(&ob);
+		return err_set(err, false, "mail: [mail] bounce_domain is longer "
+		    "than %d bytes", EMAIL_DOMAIN_MAX);
+	}
 	*ctx->outbox = ob;
 	*ob_r = ob;
 	return 0;
