@@ -96,9 +96,10 @@ job_notify_prepare(struct job_ctx *ctx, const struct job *const *jobs, int n,
 		size_t len = strlen(msgids[m]);
 
 		d->id = new_ids[m];
-		/* stored bare: "<…>" without the brackets */
-		memcpy(d->message_id, msgids[m] + 1, len - 2);
-		d->message_id[len - 2] = '\0';
+		/* stored bare: "<…>" without the brackets (it fit: the
+		 * insert checked) */
+		snprintf(d->message_id, sizeof d->message_id, "%.*s",
+		    (int)(len - 2), msgids[m] + 1);
 		str_copy(d->state, sizeof d->state, "queued");
 		l[at[m]].fresh = true;
 	}
