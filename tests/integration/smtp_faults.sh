@@ -45,7 +45,7 @@ conf=$logs/worker.conf
 "$ctl" -q -c "$CONF" practice add --name "Peer Clinic" --slug peer \
 	--from-address desk@practice.test --reply-domain practice.test >/dev/null
 "$ctl" -q -c "$CONF" staff add --practice peer --email s@practice.test --name "Sam" >/dev/null
-cases="ok r421 r450 r451 r452 r550 d552 d554 drop354 dropdot stall last451"
+cases="ok okquote r421 r450 r451 r452 r550 d552 d554 drop354 dropdot stall last451"
 for c in $cases ok1 ok2 ok3 ok4 ok5 ok6 ok7 ok8 ok9 ok10; do
 	a=$c; [ "$c" = last451 ] && a=r451x
 	"$ctl" -q -c "$CONF" patient add --practice peer --email "$a@peer.test" --name "P $c" >/dev/null
@@ -86,7 +86,7 @@ done
 w=$!; pids+=("$w")
 list=$(IFS=,; echo "${job[*]}")
 check "every case ran once within 30 s" wait_sql 30 \
-	"SELECT count(*) FROM deliveries WHERE job_id IN ($list) AND state <> 'queued'" 12
+	"SELECT count(*) FROM deliveries WHERE job_id IN ($list) AND state <> 'queued'" 13
 kill -TERM "$w"; wait "$w"
 row() {  # row CASE: "job-state delivery-state code"
 	psql_db "SELECT coalesce(j.state, 'done') || ' ' || d.state || ' ' || coalesce(d.smtp_code::text, '-')
@@ -97,6 +97,10 @@ expect() {  # expect CASE WANT WHY
 	if [ "$got" = "$2" ]; then ok "$1: $3 ($got)"; else not_ok "$1: $3" "got [$got], want [$2]"; fi
 }
 expect ok      "done sent 250"          "250 → sent, job done"
+expect okquote "done sent 250"          "250 with quotes and braces in its text → sent"
+check "the 250's text is stored as it came (quotes, backslash, braces, comma, NULL)" \
+	sql_is "SELECT smtp_reply FROM deliveries WHERE job_id = ${job[okquote]}" \
+	'250 2.0.0 Ok "queued" as {A,B} back\slash NULL'
 expect r421    "queued deferred 421"    "421 at RCPT → retry"
 expect r450    "queued deferred 450"    "450 at RCPT → retry"
 expect r451    "queued deferred 451"    "451 at RCPT → retry"

@@ -14,6 +14,8 @@
 #   drop354      closes the connection right after "354"
 #   dropdot      reads the whole message, closes without a reply
 #   stall        reads the whole message, never answers
+#   okquote      250 with quotes, a backslash, braces, a comma and NULL in
+#                its text (the reply must be stored as it came)
 # LOGFILE gets one line per event: "connect", "rcpt ADDR",
 # "accepted ADDR <MESSAGE-ID>" (the whole message was read), "auth …".
 #
@@ -116,6 +118,8 @@ class Handler:
         mid = BytesHeaderParser().parsebytes(envelope.original_content or
                                              envelope.content).get("Message-ID", "-")
         log("accepted %s %s" % (envelope.rcpt_tos[0], mid.strip()))
+        if local == "okquote":
+            return '250 2.0.0 Ok "queued" as {A,B} back\\slash NULL'
         return "250 2.0.0 OK scripted"
 
 
