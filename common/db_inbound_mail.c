@@ -433,3 +433,67 @@ db_inbound_bounce(struct db *db, int64_t delivery_id, const char *reason,
 	PQclear(res);
 	return ret;
 }
+
+int
+db_inbound_attachments_link(struct db *db, int64_t inbound_mail_id,
+    int64_t patient_message_id, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE message_attachments SET patient_message_id = $2::bigint"
+	    " WHERE inbound_mail_id = $1::bigint";
+	char im[24], pm[24];
+	const char *params[] = { im, pm };
+
+	I64(im, inbound_mail_id);
+	I64(pm, patient_message_id);
+	return db_query(db, sql, 2, params, PGRES_COMMAND_OK, NULL, err);
+}
+
+int
+db_inbound_decide_held(struct db *db, int64_t id, bool confirm,
+    struct db_held *h, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE inbound_mail SET"
+	    " outcome = CASE WHEN $2::boolean THEN 'message' ELSE 'quarantined' END,"
+	    " reason = CASE WHEN $2::boolean THEN 'sender_confirmed'"
+	    "  ELSE 'sender_declined' END,"
+	    " hold_state = CASE WHEN $2::boolean THEN 'confirmed' ELSE 'declined' END,"
+	    " hold_decided_at = now()"
+	    " WHERE id = $1::bigint AND outcome = 'held' AND hold_state = 'pending'"
+	    " RETURNING coalesce(practice_id, 0), coalesce(patient_id, 0), raw";
+	char sid[24];
+	const char *params[] = { sid, confirm ? "true" : "false" };
+	PGresult *res;
+	int ret = 0;
+
+	memset(h, 0, sizeof *h);
+	I64(sid, id);
+	if (db_query(db, sql, 2, params, PGRES_TUPLES_OK, &res, err) < 0)
+		return -1;
+	if (PQntuples(res) == 1) {
+		if (db_get_i64(res, 0, 0, &h->practice_id, err) < 0 ||
+		    db_get_i64(res, 0, 1, &h->patient_id, err) < 0) {
+			ret = -1;
+		} else {
+			size_t len = 0;
+			unsigned char *raw = PQgetisnull(res, 0, 2) ? NULL :
+			    PQunescapeBytea((const unsigned char *)
+			    PQgetvalue(res, 0, 2), &len);
+
+			h->raw = malloc(len + 1);
+			if (h->raw == NULL) {
+				ret = err_set(err, true, "out of memory");
+			} else {
+				if (raw != NULL)
+					memcpy(h->raw, raw, len);
+				h->raw[len] = '\0';
+				h->raw_len = len;
+				ret = 1;
+			}
+			PQfreemem(raw);
+		}
+	}
+	PQclear(res);
+	return ret;
+}

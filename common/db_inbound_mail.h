@@ -101,6 +101,22 @@ MUST_CHECK int db_inbound_attachment(struct db *db, int64_t inbound_mail_id,
     const char *content_type, const char *data, size_t size,
     const char *refused, struct err *err);
 
+/* Points the attachments stored with a held mail at its new message. */
+MUST_CHECK int db_inbound_attachments_link(struct db *db,
+    int64_t inbound_mail_id, int64_t patient_message_id, struct err *err);
+
+/* A held mail, decided: confirm (outcome message, hold_state confirmed)
+ * or decline (outcome quarantined, reason sender_declined). Only a row
+ * still held and pending changes. 1 and *h filled (raw malloc'ed, the
+ * caller frees it), 0 not held any more, -1. */
+struct db_held {
+	int64_t practice_id, patient_id;
+	char *raw;
+	size_t raw_len;
+};
+MUST_CHECK int db_inbound_decide_held(struct db *db, int64_t id, bool confirm,
+    struct db_held *h, struct err *err);
+
 /* The delivery a bounce is about, by its recipient: the newest sent or
  * deferred one of the last 14 days. 1 and *id_r, 0 none. */
 MUST_CHECK int db_inbound_delivery_by_rcpt(struct db *db, const char *rcpt,

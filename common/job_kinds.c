@@ -29,6 +29,8 @@ const struct job_kind job_kinds[] = {
 	 * ingester anyway). Recurring: failures (IMAP down) retry with
 	 * backoff in the one job rather than piling up dead ones. */
 	{ "imap_sync", 0, 100, 1, "ingests new mail from the [imap] mailbox" },
+	/* A patient confirmed (or declined) a held reply: make the message. */
+	{ "release_held", 0, 25, 0, "turns a confirmed held reply into a message" },
 	{ NULL, 0, 0, 0, NULL },
 };
 

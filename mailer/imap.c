@@ -737,11 +737,13 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int
-imap_uids_after(struct imap_conn *c, uint32_t last_uid, size_t max_count,
-    uint32_t **uids_r, size_t *n_r, struct err *err)
+/* UID SEARCH of UIDs lo..hi (hi 0: "*"), only \Seen-less ones when unseen.
+ * Results below lo dropped ("n:*" always matches the highest UID). */
+static int
+uid_search(struct imap_conn *c, uint32_t lo, uint32_t hi, bool unseen,
+    size_t max_count, uint32_t **uids_r, size_t *n_r, struct err *err)
 {
-	struct mailimap_search_key *key = NULL;
+	struct mailimap_search_key *key = NULL, *k_uid, *k_unseen;
 	struct mailimap_set *set;
 	clist *result = NULL;
 	clistiter *it;
@@ -757,22 +759,43 @@ imap_uids_after(struct imap_conn *c, uint32_t last_uid, size_t max_count,
 		return err_set(err, false, "imap: UID SEARCH: no mailbox selected");
 	if (max_count == 0)
 		return err_set(err, false, "imap: UID SEARCH: max_count is 0");
-	if (last_uid == UINT32_MAX)
-		return 0;
 
-	/* "UID n:*" always matches the highest UID, even below n: the
-	 * results are filtered again below. */
-	set = mailimap_set_new_interval(last_uid + 1, 0);
+	set = mailimap_set_new_interval(lo, hi);
 	if (set == NULL)
 		return err_set(err, true, "imap: out of memory");
-	key = mailimap_search_key_new_uid(set);
-	if (key == NULL) {
+	k_uid = mailimap_search_key_new_uid(set);
+	if (k_uid == NULL) {
 		mailimap_set_free(set);
 		return err_set(err, true, "imap: out of memory");
 	}
+	if (!unseen) {
+		key = k_uid;
+	} else {
+		key = mailimap_search_key_new_multiple_empty();
+		k_unseen = mailimap_search_key_new(MAILIMAP_SEARCH_KEY_UNSEEN,
+		    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+		    NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL,
+		    0, NULL, NULL, NULL);
+		if (key == NULL || k_unseen == NULL ||
+		    mailimap_search_key_multiple_add(key, k_uid) !=
+		    MAILIMAP_NO_ERROR) {
+			if (key != NULL)
+				mailimap_search_key_free(key);
+			if (k_unseen != NULL)
+				mailimap_search_key_free(k_unseen);
+			mailimap_search_key_free(k_uid);
+			return err_set(err, true, "imap: out of memory");
+		}
+		if (mailimap_search_key_multiple_add(key, k_unseen) !=
+		    MAILIMAP_NO_ERROR) {
+			mailimap_search_key_free(key);
+			mailimap_search_key_free(k_unseen);
+			return err_set(err, true, "imap: out of memory");
+		}
+	}
 	budget(c, LIMIT_IMAP_REPLY);
 	r = mailimap_uid_search(c->imap, NULL, key, &result);
-	mailimap_search_key_free(key);             /* frees set */
+	mailimap_search_key_free(key);             /* frees the rest */
 	if (r != MAILIMAP_NO_ERROR)
 		return fail(c, r, "UID SEARCH", err);
 
@@ -780,7 +803,7 @@ imap_uids_after(struct imap_conn *c, uint32_t last_uid, size_t max_count,
 		uids = xcalloc((size_t)clist_count(result), sizeof *uids);
 		for (it = clist_begin(result); it != NULL; it = clist_next(it)) {
 			const uint32_t *u = clist_content(it);
-			if (u != NULL && *u > last_uid)
+			if (u != NULL && *u >= lo && (hi == 0 || *u <= hi))
 				uids[n++] = *u;
 		}
 	}
@@ -794,6 +817,29 @@ imap_uids_after(struct imap_conn *c, uint32_t last_uid, size_t max_count,
 	*uids_r = uids;
 	*n_r = n < max_count ? n : max_count;
 	return 0;
+}
+
+int
+imap_uids_after(struct imap_conn *c, uint32_t last_uid, size_t max_count,
+    uint32_t **uids_r, size_t *n_r, struct err *err)
+{
+	*uids_r = NULL;
+	*n_r = 0;
+	if (last_uid == UINT32_MAX)
+		return usable(c, err);
+	return uid_search(c, last_uid + 1, 0, false, max_count, uids_r, n_r,
+	    err);
+}
+
+int
+imap_uids_upto(struct imap_conn *c, uint32_t last_uid, bool unseen,
+    size_t max_count, uint32_t **uids_r, size_t *n_r, struct err *err)
+{
+	*uids_r = NULL;
+	*n_r = 0;
+	if (last_uid == 0)
+		return usable(c, err);
+	return uid_search(c, 1, last_uid, unseen, max_count, uids_r, n_r, err);
 }
 
 /* The static attribute of the given type in one FETCH response, or NULL. */

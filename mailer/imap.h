@@ -72,6 +72,13 @@ MUST_CHECK int imap_select(struct imap_conn *c, const char *mailbox,
 MUST_CHECK int imap_uids_after(struct imap_conn *c, uint32_t last_uid,
     size_t max_count, uint32_t **uids_r, size_t *n_r, struct err *err);
 
+/* UID SEARCH for UIDs 1..last_uid (only unseen ones when unseen): what a
+ * crash between our commit and imap_mark_done() left behind. Same
+ * contract as imap_uids_after(). */
+MUST_CHECK int imap_uids_upto(struct imap_conn *c, uint32_t last_uid,
+    bool unseen, size_t max_count, uint32_t **uids_r, size_t *n_r,
+    struct err *err);
+
 /* Appends message uid's raw bytes (BODY.PEEK[]: \Seen is not set) to out.
  * The size (RFC822.SIZE) is asked first: over max_size, or past out's cap,
  * is an error (!temp) and nothing is fetched; nothing is ever cut.

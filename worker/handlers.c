@@ -15,6 +15,7 @@ static const struct handler handlers[] = {
 	{ "rejection_notice", job_rejection_notice },
 	{ "urgent_ack", job_urgent_ack },
 	{ "imap_sync", job_imap_sync },
+	{ "release_held", job_release_held },
 };
 
 const struct handler *

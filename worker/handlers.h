@@ -77,5 +77,6 @@ int job_confirm_sender(struct job_ctx *ctx, struct err *err);
 int job_rejection_notice(struct job_ctx *ctx, struct err *err);
 int job_urgent_ack(struct job_ctx *ctx, struct err *err);
 int job_imap_sync(struct job_ctx *ctx, struct err *err);
+int job_release_held(struct job_ctx *ctx, struct err *err);
 
 #endif

@@ -50,6 +50,7 @@
 #include "common/db_audit.h"
 #include "common/db_inbound_mail.h"
 #include "common/db_jobs.h"
+#include "common/db_payload.h"
 #include "common/email.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -405,7 +406,7 @@ base_row(const struct sync *s, const struct item *it,
 
 static int
 ingest_message(struct sync *s, struct item *it, const struct db_thread *t,
-    int64_t inbound_id, struct err *err)
+    int64_t inbound_id, bool attachments_stored, struct err *err)
 {
 	const struct parsed_mail *pm = it->ib.pm;
 	const struct trim_result *tr = &it->ib.trim;
@@ -451,7 +452,9 @@ ingest_message(struct sync *s, struct item *it, const struct db_thread *t,
 		goto out;
 	}
 	s->count[C_MESSAGE]++;
-	if (store_attachments(s, it, inbound_id, message_id, err) < 0) {
+	if ((attachments_stored ?
+	    db_inbound_attachments_link(s->ctx->db, inbound_id, message_id, err) :
+	    store_attachments(s, it, inbound_id, message_id, err)) < 0) {
 		r = -1;
 		goto out;
 	}
@@ -621,7 +624,7 @@ ingest_one(struct sync *s, struct item *it, struct err *err)
 		goto out;
 	}
 	if (is_message) {
-		if (ingest_message(s, it, &t, inbound_id, err) < 0)
+		if (ingest_message(s, it, &t, inbound_id, false, err) < 0)
 			goto fail;
 	} else if (row.held) {
 		char payload[64], key[64];
@@ -881,6 +884,29 @@ out:
 	return ret;
 }
 
+/* Mail at or below last_uid is in postern already; a crash after a
+ * commit and before imap_mark_done() leaves it unmarked: mark it now. */
+static int
+mark_leftovers(struct sync *s, uint32_t last, struct err *err)
+{
+	const char *folder = s->cfg->imap.processed_folder;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	int r;
+
+	if (imap_uids_upto(s->imap, last, folder[0] == '\0', LIMIT_IMAP_BATCH,
+	    &uids, &n, err) < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	r = imap_mark_done(s->imap, uids, n, folder[0] ? folder : NULL, err);
+	if (r == 0)
+		log_info("event=imap_marked_leftovers mailbox=%s count=%zu",
+		    Q(s->mailbox), n);
+	free(uids);
+	return r;
+}
+
 static int
 sync_mailbox(struct sync *s, struct err *err)
 {
@@ -898,6 +924,8 @@ sync_mailbox(struct sync *s, struct err *err)
 		log_warn("event=uidvalidity_changed mailbox=%s uidvalidity=%u "
 		    "action=resync_by_content_hash", Q(s->mailbox),
 		    s->uidvalidity);
+	if (mark_leftovers(s, last, err) < 0)
+		return -1;
 	for (;;) {
 		uint32_t *uids = NULL;
 		size_t n = 0, done = 0;
@@ -950,25 +978,26 @@ out:
 	}
 }
 
-int
-job_imap_sync(struct job_ctx *ctx, struct err *err)
+/* The state both handlers share; NULL with err set. */
+static struct sync *
+sync_new(struct job_ctx *ctx, struct err *err)
 {
 	const struct cfg *cfg = &ctx->w->cfg;
 	struct sync *s;
-	int r, ret = -1;
 
-	if (cfg->imap.username[0] == '\0')
-		return err_set(err, false, "imap_sync: [imap] username is not "
-		    "set: no mailbox to read");
-	if (!cfg->security.server_key_set)
-		return err_set(err, false, "imap_sync: no server key: reply "
-		    "tokens cannot be checked");
+	if (!cfg->security.server_key_set) {
+		err_set(err, false, "no server key: reply tokens cannot be "
+		    "checked");
+		return NULL;
+	}
 	s = xcalloc(1, sizeof *s);
 	s->ctx = ctx;
 	s->cfg = cfg;
 	s->mailbox = cfg->imap.mailbox;
-	if (load_red_flags(s, err) < 0)
-		goto out_free;
+	if (load_red_flags(s, err) < 0) {
+		free(s);
+		return NULL;
+	}
 	token_key_init(&s->keys[0], OUTBOX_KEY_ID, TOKEN_REPLY,
 	    cfg->security.server_key);
 	token_key_init(&s->keys[1], OUTBOX_KEY_ID, TOKEN_BOUNCE,
@@ -984,6 +1013,31 @@ job_imap_sync(struct job_ctx *ctx, struct err *err)
 		.nkeys = 2,
 		.now = (int64_t)time(NULL),
 	};
+	return s;
+}
+
+static void
+sync_free(struct sync *s)
+{
+	sodium_memzero(s->keys, sizeof s->keys);
+	free(s);
+}
+
+int
+job_imap_sync(struct job_ctx *ctx, struct err *err)
+{
+	const struct cfg *cfg = &ctx->w->cfg;
+	struct sync *s;
+	int r, ret = -1;
+
+	if (cfg->imap.username[0] == '\0')
+		return err_set(err, false, "imap_sync: [imap] username is not "
+		    "set: no mailbox to read");
+	s = sync_new(ctx, err);
+	if (s == NULL) {
+		err_prefix(err, "imap_sync");
+		return -1;
+	}
 
 	r = db_inbound_lock(ctx->db, s->mailbox, err);
 	if (r < 0)
@@ -1022,7 +1076,98 @@ out_unlock:
 	imap_close(&s->imap);
 	db_inbound_unlock(ctx->db, s->mailbox);
 out_free:
-	sodium_memzero(s->keys, sizeof s->keys);
-	free(s);
+	sync_free(s);
+	return ret;
+}
+
+/* ---- release_held ----------------------------------------------------- */
+
+/* Payload {"inbound_mail_id": N, "decision": "confirm"|"decline"},
+ * enqueued by httpd's /confirm when the patient answered the
+ * confirm_sender mail. One transaction: the held row is decided (it must
+ * still be held and pending: a second run changes nothing), and on
+ * "confirm" the message is made from its raw bytes exactly as the
+ * ingester would have (thread from the reply token, which may have
+ * expired meanwhile; the thread must still be this patient's), with its
+ * notification, task, the attachments already stored and an audit row. */
+int
+job_release_held(struct job_ctx *ctx, struct err *err)
+{
+	static const char *const keys[] = { "inbound_mail_id", "decision" };
+	char *v[2] = { NULL, NULL };
+	struct db_held held = { 0 };
+	struct item it = { 0 };
+	struct db_thread t;
+	struct sync *s = NULL;
+	int64_t id;
+	bool confirm;
+	int r, ret = -1;
+
+	if (db_payload_get(ctx->db, ctx->job->payload, keys, 2, v, err) < 0)
+		return -1;
+	id = v[0] != NULL ? strtoll(v[0], NULL, 10) : 0;
+	confirm = v[1] != NULL && strcmp(v[1], "confirm") == 0;
+	if (id <= 0 || v[1] == NULL || (!confirm && strcmp(v[1], "decline") != 0)) {
+		err_set(err, false, "release_held: payload needs inbound_mail_id "
+		    "and decision confirm|decline");
+		goto out;
+	}
+	s = sync_new(ctx, err);
+	if (s == NULL) {
+		err_prefix(err, "release_held");
+		goto out;
+	}
+	if (db_begin(ctx->db, err) < 0)
+		goto out;
+	r = db_inbound_decide_held(ctx->db, id, confirm, &held, err);
+	if (r <= 0) {
+		db_rollback(ctx->db);
+		if (r == 0) {
+			log_info("event=release_held_skipped inbound_mail=%lld "
+			    "note=\"not held any more\"", (long long)id);
+			ret = 0;
+		}
+		goto out;
+	}
+	if (!confirm) {
+		audit_add(s, held.practice_id, held.patient_id,
+		    "message.sender_declined", "inbound_mail", id, 0);
+	} else {
+		it.raw = held.raw;
+		it.len = held.raw_len;
+		it.fetched = true;
+		analyze(s, &it);
+		r = 0;
+		if (it.analyzed && (it.ib.reply == TOKEN_VALID ||
+		    it.ib.reply == TOKEN_EXPIRED))
+			r = db_inbound_thread(ctx->db, it.ib.reply_info.id, &t, err);
+		if (r < 0)
+			goto rollback;
+		if (r == 0 || t.patient_id != held.patient_id) {
+			/* cannot happen for a row the ingester held */
+			if (db_inbound_set_outcome(ctx->db, id, "quarantined",
+			    "confirmed, but the thread is gone", err) < 0)
+				goto rollback;
+		} else if (ingest_message(s, &it, &t, id, true, err) < 0) {
+			goto rollback;
+		}
+	}
+	if (db_audit_append(ctx->db, s->cfg->security.server_key, s->audit,
+	    s->naudit, err) < 0 || db_commit(ctx->db, err) < 0)
+		goto rollback;
+	log_info("event=held_mail_decided inbound_mail=%lld decision=%s",
+	    (long long)id, confirm ? "confirm" : "decline");
+	ret = 0;
+	goto out;
+rollback:
+	db_rollback(ctx->db);
+out:
+	if (it.analyzed)
+		inbound_fini(&it.ib);
+	free(held.raw);
+	free(v[0]);
+	free(v[1]);
+	if (s != NULL)
+		sync_free(s);
 	return ret;
 }

@@ -253,6 +253,19 @@ check "IDLE: a reply sent now is ingested without waiting for the poll" \
 check "IDLE: within 20 s (the poll would take 60)" awk -v e="$(elapsed "$t0")" 'BEGIN { exit !(e < 20) }'
 grep -q "event=imap_watch_started" "$logs/w1.log" && ok "the watcher logged its start" || not_ok "the watcher logged its start"
 
+# --- the patient confirms the held reply (what /confirm enqueues) -----------
+held_id=$(q "SELECT id FROM inbound_mail WHERE message_id = 'wr.$run@mail.test'")
+"$ctl" -q -c "$c1" jobs enqueue release_held "{\"inbound_mail_id\": $held_id, \"decision\": \"confirm\"}" >/dev/null
+"$ctl" -q -c "$c1" jobs enqueue release_held "{\"inbound_mail_id\": $held_id, \"decision\": \"decline\"}" >/dev/null
+check "release_held: the confirmed reply becomes a message in Ann's thread" \
+	wait_sql 30 "SELECT count(*) FROM patient_messages WHERE message_id = 'wr.$run@mail.test' AND thread_id = $t_ann
+		AND inbound_mail_id = $held_id AND body = 'Thanks, I will come on Tuesday at 9.'" 1
+check "release_held: the row is confirmed, once (the later decline changed nothing)" \
+	wait_sql 10 "SELECT outcome || ' ' || hold_state || ' ' || (hold_decided_at IS NOT NULL)::text FROM inbound_mail WHERE id = $held_id" \
+	"message confirmed true"
+check "release_held: no release job is left over" \
+	wait_sql 10 "SELECT count(*) FROM jobs WHERE kind = 'release_held'" 0
+
 # --- a real notification's Reply-To, answered ---------------------------------
 m2=$(thread "$ann")
 j=$("$ctl" -c "$c1" jobs enqueue notify "{\"message_id\":$m2}" | sed -n 's/^enqueued job \([0-9]*\) .*/\1/p')
