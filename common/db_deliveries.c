@@ -684,6 +684,86 @@ out:
 }
 
 int
+db_deliveries_record_sent_done(struct db *db, int n, const int64_t *job_ids,
+    int64_t tok, int nsent, const int64_t *sent_job, const int64_t *ids,
+    const long *codes, const char *const *replies, bool *done_r,
+    struct err *err)
+{
+	/* The DELETE is db_jobs.c's completion (finish_batch) word for word;
+	 * the UPDATE joins what it returned, so a delivery is marked sent
+	 * exactly when its job's completion held. */
+	static const char sql[] =
+	    "WITH done AS (DELETE FROM jobs WHERE id = ANY ($1::bigint[])"
+	    "  AND lease_token = $2::bigint AND state = 'running'"
+	    "  AND once_key IS NULL RETURNING id),"
+	    " s AS (UPDATE deliveries d SET state = 'sent',"
+	    "  attempts = d.attempts + 1, smtp_code = u.code,"
+	    "  enhanced_status = u.enh, smtp_reply = left(u.reply, 2000),"
+	    "  sent_at = now(), updated_at = now()"
+	    "  FROM unnest($3::bigint[], $4::bigint[], $5::smallint[],"
+	    "   $6::text[], $7::text[]) AS u(job_id, id, code, enh, reply)"
+	    "  JOIN done ON done.id = u.job_id"
+	    "  WHERE d.id = u.id)"
+	    " SELECT id FROM done";
+	struct buf b[6];
+	char stok[24];
+	PGresult *res = NULL;
+	int ret = -1;
+
+	for (int i = 0; i < n; i++)
+		done_r[i] = false;
+	if (n == 0)
+		return 0;
+	for (int k = 0; k < 6; k++)
+		buf_init(&b[k], LIMIT_MAIL_SIZE);
+	for (int k = 0; k < 6; k++)
+		if (buf_addc(&b[k], '{') < 0)
+			goto too_big;
+	for (int i = 0; i < n; i++)
+		if (array_i64(&b[0], i == 0, job_ids[i]) < 0)
+			goto too_big;
+	for (int i = 0; i < nsent; i++) {
+		char enh[16], code[16];
+		db_deliveries_enhanced_status(replies[i], enh, sizeof enh);
+		snprintf(code, sizeof code, "%ld", codes[i]);
+		if (array_i64(&b[1], i == 0, sent_job[i]) < 0 ||
+		    array_i64(&b[2], i == 0, ids[i]) < 0 ||
+		    array_text(&b[3], i == 0, codes[i] >= 200 && codes[i] <= 599
+		        ? code : NULL) < 0 ||
+		    array_text(&b[4], i == 0, enh[0] != '\0' ? enh : NULL) < 0 ||
+		    array_text(&b[5], i == 0, replies[i]) < 0)
+			goto too_big;
+	}
+	for (int k = 0; k < 6; k++)
+		if (buf_addc(&b[k], '}') < 0)
+			goto too_big;
+	snprintf(stok, sizeof stok, "%lld", (long long)tok);
+	{
+		const char *params[] = { buf_str(&b[0]), stok, buf_str(&b[1]),
+			                 buf_str(&b[2]), buf_str(&b[3]),
+			                 buf_str(&b[4]), buf_str(&b[5]) };
+		if (db_query_prepared(db, "db_deliveries_record_sent_done", sql, 7,
+		        params, PGRES_TUPLES_OK, &res, err) < 0)
+			goto out;
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		long long id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+		for (int i = 0; i < n; i++)
+			if (job_ids[i] == id)
+				done_r[i] = true;
+	}
+	ret = 0;
+	goto out;
+too_big:
+	err_set(err, false, "deliveries: sent batch too large");
+out:
+	PQclear(res);
+	for (int k = 0; k < 6; k++)
+		buf_fini(&b[k]);
+	return ret;
+}
+
+int
 db_deliveries_fail_jobs(struct db *db, int n, const int64_t *job_ids,
     const char *reason, int *failed_r, struct err *err)
 {

@@ -125,6 +125,18 @@ MUST_CHECK int db_deliveries_record_sent(struct db *db, int n,
     const int64_t *ids, const long *codes, const char *const *replies,
     int *updated_r, struct err *err);
 
+/* The runner's common case in one statement: deletes the done jobs
+ * job_ids[0..n) that hold lease token tok and no once_key (as
+ * db_jobs_complete() without keep_done) and, in the same statement, marks
+ * sent the deliveries of the jobs it deleted: sent_job[i] (a job id),
+ * ids[i], codes[i], replies[i] for i < nsent. done_r[i]: job_ids[i] was
+ * deleted; a job not deleted (a once_key, a lost lease) and its delivery
+ * changed nothing. */
+MUST_CHECK int db_deliveries_record_sent_done(struct db *db, int n,
+    const int64_t *job_ids, int64_t tok, int nsent, const int64_t *sent_job,
+    const int64_t *ids, const long *codes, const char *const *replies,
+    bool *done_r, struct err *err);
+
 /* Deliveries of jobs the lease reaper just made dead (ids[0..n)) that
  * are still queued or deferred: failed, with reason. Runs in the reaper's
  * transaction. *failed_r: rows changed. */

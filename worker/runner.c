@@ -170,16 +170,14 @@ record_sent(struct db *db, const struct job_sent *sent, const bool *ok,
 	    err);
 }
 
-/* Writes the completions collected in done[0..n), and with them (one
- * transaction) the deliveries their handlers left in sent[0..n). */
+/* The general path: completions of done[0..n) and, in the same
+ * transaction, the deliveries their handlers left in sent[0..n). */
 static int
-flush_done(struct runner *r, struct db *db, struct job *done,
-    struct job_sent *sent, int n, struct err *err)
+complete_tx(struct runner *r, struct db *db, const struct job *done,
+    const struct job_sent *sent, int n, bool *ok, struct err *err)
 {
-	bool ok[JOB_CLAIM_MAX], any_sent = false;
+	bool any_sent = false;
 
-	if (n <= 0)
-		return 0;
 	for (int i = 0; i < n; i++)
 		any_sent |= sent[i].delivery_id > 0;
 	if (any_sent && db_begin(db, err) < 0)
@@ -191,6 +189,83 @@ flush_done(struct runner *r, struct db *db, struct job *done,
 		if (any_sent)
 			db_rollback(db);
 		return -1;
+	}
+	return 0;
+}
+
+/* The common case of a batch of mails in one statement: done jobs that
+ * share one lease token are deleted and their deliveries marked sent
+ * together (db_deliveries_record_sent_done). Jobs it leaves (a once_key, a
+ * lost lease) stay not ok for the general path. */
+static int
+complete_mail_fast(struct db *db, const struct job *done,
+    const struct job_sent *sent, int n, bool *ok, struct err *err)
+{
+	int64_t jids[JOB_CLAIM_MAX], sjob[JOB_CLAIM_MAX], sids[JOB_CLAIM_MAX];
+	long codes[JOB_CLAIM_MAX];
+	const char *replies[JOB_CLAIM_MAX];
+	int k = 0;
+
+	for (int i = 0; i < n; i++) {
+		jids[i] = done[i].id;
+		if (sent[i].delivery_id > 0) {
+			sjob[k] = done[i].id;
+			sids[k] = sent[i].delivery_id;
+			codes[k] = sent[i].code;
+			replies[k] = sent[i].reply[0] != '\0' ? sent[i].reply : NULL;
+			k++;
+		}
+	}
+	return db_deliveries_record_sent_done(db, n, jids, done[0].lease_token,
+	    k, sjob, sids, codes, replies, ok, err);
+}
+
+/* Writes the completions collected in done[0..n), and with them (one
+ * transaction) the deliveries their handlers left in sent[0..n). */
+static int
+flush_done(struct runner *r, struct db *db, struct job *done,
+    struct job_sent *sent, int n, struct err *err)
+{
+	bool ok[JOB_CLAIM_MAX], any_sent = false, one_token = true;
+	int left = 0;
+
+	if (n <= 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		ok[i] = false;
+		any_sent |= sent[i].delivery_id > 0;
+		one_token &= done[i].lease_token == done[0].lease_token;
+	}
+	if (any_sent && one_token &&
+	    LIVE(&r->w->cfg.worker.keep_done_s) == 0 &&
+	    complete_mail_fast(db, done, sent, n, ok, err) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		left += !ok[i];
+	if (left == n) {
+		if (complete_tx(r, db, done, sent, n, ok, err) < 0)
+			return -1;
+	} else if (left > 0) {
+		/* What the one statement left: the general path. */
+		struct job *lj = xcalloc((size_t)left, sizeof *lj);
+		struct job_sent *ls = xcalloc((size_t)left, sizeof *ls);
+		bool lok[JOB_CLAIM_MAX];
+		int m = 0, rc;
+
+		for (int i = 0; i < n; i++)
+			if (!ok[i]) {
+				lj[m] = done[i];
+				ls[m++] = sent[i];
+			}
+		rc = complete_tx(r, db, lj, ls, left, lok, err);
+		m = 0;
+		for (int i = 0; i < n && rc == 0; i++)
+			if (!ok[i])
+				ok[i] = lok[m++];
+		free(lj);
+		free(ls);
+		if (rc < 0)
+			return -1;
 	}
 	memset(sent, 0, (size_t)n * sizeof *sent);
 	for (int i = 0; i < n; i++) {

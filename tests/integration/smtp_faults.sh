@@ -45,7 +45,7 @@ conf=$logs/worker.conf
 "$ctl" -q -c "$CONF" practice add --name "Peer Clinic" --slug peer \
 	--from-address desk@practice.test --reply-domain practice.test >/dev/null
 "$ctl" -q -c "$CONF" staff add --practice peer --email s@practice.test --name "Sam" >/dev/null
-cases="ok okquote r421 r450 r451 r452 r550 d552 d554 drop354 dropdot stall last451"
+cases="ok okquote okonce r421 r450 r451 r452 r550 d552 d554 drop354 dropdot stall last451"
 for c in $cases ok1 ok2 ok3 ok4 ok5 ok6 ok7 ok8 ok9 ok10; do
 	a=$c; [ "$c" = last451 ] && a=r451x
 	"$ctl" -q -c "$CONF" patient add --practice peer --email "$a@peer.test" --name "P $c" >/dev/null
@@ -79,6 +79,7 @@ for c in $cases; do
 	case $c in
 	ok) job[$c]=$(enqueue "ok@peer.test") ;;
 	last451) job[$c]=$(enqueue "r451x@peer.test" --max-attempts 1) ;;
+	okonce) job[$c]=$(enqueue "okonce@peer.test" --once-key "okonce-$$") ;;
 	*) job[$c]=$(enqueue "$c@peer.test") ;;
 	esac
 done
@@ -86,7 +87,7 @@ done
 w=$!; pids+=("$w")
 list=$(IFS=,; echo "${job[*]}")
 check "every case ran once within 30 s" wait_sql 30 \
-	"SELECT count(*) FROM deliveries WHERE job_id IN ($list) AND state <> 'queued'" 13
+	"SELECT count(*) FROM deliveries WHERE job_id IN ($list) AND state <> 'queued'" 14
 kill -TERM "$w"; wait "$w"
 row() {  # row CASE: "job-state delivery-state code"
 	psql_db "SELECT coalesce(j.state, 'done') || ' ' || d.state || ' ' || coalesce(d.smtp_code::text, '-')
@@ -101,6 +102,9 @@ expect okquote "done sent 250"          "250 with quotes and braces in its text 
 check "the 250's text is stored as it came (quotes, backslash, braces, comma, NULL)" \
 	sql_is "SELECT smtp_reply FROM deliveries WHERE job_id = ${job[okquote]}" \
 	'250 2.0.0 Ok "queued" as {A,B} back\slash NULL'
+expect okonce  "done sent 250"          "a job with a once_key: sent, job done"
+check "  ... and its row is kept as done (the once_key outlives it)" \
+	sql_is "SELECT state FROM jobs WHERE id = ${job[okonce]}" done
 expect r421    "queued deferred 421"    "421 at RCPT → retry"
 expect r450    "queued deferred 450"    "450 at RCPT → retry"
 expect r451    "queued deferred 451"    "451 at RCPT → retry"
