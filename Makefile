@@ -19,7 +19,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libmicrohttpd-dev libinih-dev libcmocka-dev libgnutls28-dev \
 	clang libclang-rt-14-dev \
 	postgresql postfix dovecot-imapd dovecot-lmtpd openssl ca-certificates \
-	curl python3-aiosmtpd
+	curl python3-aiosmtpd isync
 WARN      := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Wformat=2 -Wshadow -Wvla
 CFLAGS    ?= -O2 -g
 SAN_ON    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -153,6 +153,10 @@ bench-queue: all
 .PHONY: bench-smtp
 bench-smtp: all
 	bash tests/bench/smtp.sh $(BUILD)
+
+.PHONY: bench-ingest
+bench-ingest: all
+	bash tests/bench/ingest.sh $(BUILD)
 
 .PHONY: cfg-check
 cfg-check: $(BUILD)/posternctl

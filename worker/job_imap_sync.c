@@ -52,6 +52,7 @@
 #include "common/db_jobs.h"
 #include "common/db_payload.h"
 #include "common/email.h"
+#include "common/job_kinds.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -105,6 +106,10 @@ struct sync {
 	char flags[RED_FLAGS_MAX][RED_FLAG_LEN + 1];
 	size_t nflags;
 	long long count[8];        /* by outcome, for the log */
+	/* The last thread looked up, for this chunk's transaction only:
+	 * replies to one notification tend to come together. */
+	struct db_thread thread;
+	int thread_found;          /* -1: nothing cached */
 };
 
 enum { C_MESSAGE, C_HELD, C_QUARANTINED, C_AUTO, C_BOUNCE, C_REJECTED,
@@ -269,9 +274,12 @@ static int
 enqueue(struct sync *s, const char *kind, const char *payload,
     const char *once_key, const char *unique_key, struct err *err)
 {
+	const struct job_kind *k = job_kind_find(kind);
 	struct job_new j = {
 		.kind = kind,
 		.payload = payload,
+		.priority = k != NULL ? k->priority : 0,
+		.max_attempts = k != NULL ? k->max_attempts : 0,
 		.once_key = once_key,
 		.unique_key = unique_key,
 	};
@@ -571,10 +579,19 @@ ingest_one(struct sync *s, struct item *it, struct err *err)
 
 		switch (ib->reply) {
 		case TOKEN_VALID:
-			r = db_inbound_thread(s->ctx->db, ib->reply_info.id, &t,
-			    err);
-			if (r < 0)
-				goto out;
+			if (s->thread_found >= 0 &&
+			    s->thread.thread_id == ib->reply_info.id) {
+				t = s->thread;
+				r = s->thread_found;
+			} else {
+				r = db_inbound_thread(s->ctx->db,
+				    ib->reply_info.id, &t, err);
+				if (r < 0)
+					goto out;
+				t.thread_id = ib->reply_info.id;
+				s->thread = t;
+				s->thread_found = r;
+			}
 			row.practice_id = t.practice_id;
 			row.patient_id = t.patient_id;
 			if (r == 0) {
@@ -771,6 +788,7 @@ chunk_tx(struct sync *s, bool guarded, struct err *err)
 	uint32_t last = 0;
 
 	s->naudit = 0;
+	s->thread_found = -1;
 	memset(s->count, 0, sizeof s->count);
 	if (db_begin(s->ctx->db, err) < 0)
 		return -1;
