@@ -9,14 +9,14 @@ BUILD   ?= build
 CC      ?= cc
 SAN     ?=
 
-PKGS      := libpq libcurl libetpan gnutls libsodium libmicrohttpd inih
+PKGS      := libpq libcurl libetpan gnutls libsodium libmicrohttpd inih libxml-2.0
 DATADIR   ?= $(PREFIX)/share/postern
 
 # Every Debian package the build, the tests and the demo need: one list.
 # (libcurl4-gnutls-dev, not -openssl-dev: libetpan-dev depends on it.)
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libpq-dev libcurl4-gnutls-dev libetpan-dev libsodium-dev \
-	libmicrohttpd-dev libinih-dev libcmocka-dev libgnutls28-dev \
+	libmicrohttpd-dev libinih-dev libcmocka-dev libgnutls28-dev libxml2-dev \
 	clang libclang-rt-14-dev \
 	postgresql postfix dovecot-imapd dovecot-lmtpd openssl ca-certificates \
 	curl python3-aiosmtpd isync

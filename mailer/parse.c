@@ -2,19 +2,22 @@
  *
  * Owns: the pre-scan that bounds what libetpan may recurse into, the
  * header extraction (ours, on the raw header block), RFC 2047 words,
- * charset conversion (iconv), the crude HTML→text, and the walk of
+ * charset conversion (iconv), HTML→text (libxml2), and the walk of
  * libetpan's struct mailmime tree with depth and part caps. Limits: the
  * LIMIT_PARSE_*, LIMIT_MAIL_SIZE and LIMIT_TRIM_INPUT (common/limits.h). */
 #include "mailer/parse.h"
 
 #include <errno.h>
 #include <iconv.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <libetpan/libetpan.h>
+#include <libxml/HTMLparser.h>
 
 #include "common/buf.h"
 #include "common/mem.h"
@@ -657,132 +660,213 @@ out:
 	return ret;
 }
 
-/* ---- HTML → text (crude; libxml2 later) ------------------------------- */
+/* ---- HTML → text (libxml2's HTML parser) ------------------------------ */
 
-static const struct {
-	const char *name;
-	const char *utf8;
-} entities[] = {
-	{ "amp", "&" }, { "lt", "<" }, { "gt", ">" }, { "quot", "\"" },
-	{ "apos", "'" }, { "nbsp", " " }, { "#39", "'" },
+/* What the walk writes: whitespace collapsed as a browser would, block
+ * elements on their own lines, at most one blank line in a row,
+ * blockquotes as "> " lines (so trimming sees them as quotes). Nothing of
+ * head, script, style, templates, frames or objects survives; images and
+ * links leave only their text (no remote content, no URLs). */
+struct h2t {
+	struct buf *out;
+	unsigned quote;           /* blockquote depth */
+	unsigned pre;             /* inside <pre> */
+	bool bol;                 /* at the beginning of a line */
+	int nl;                   /* newlines just written (max 2) */
+	bool space;               /* a collapsed space is pending */
+	bool fail;
 };
+
+static bool
+h2t_skip(const char *name)
+{
+	static const char *const skip[] = { "head", "script", "style", "title",
+		"noscript", "template", "iframe", "object", "embed", "svg",
+		"math", "select", "button" };
+
+	for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+		if (strcmp(name, skip[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+h2t_block(const char *name)
+{
+	static const char *const block[] = { "p", "div", "br", "tr", "li",
+		"blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table",
+		"ul", "ol", "pre", "section", "article", "header", "footer",
+		"dl", "dt", "dd", "address", "center", "body", "html" };
+
+	for (size_t i = 0; i < sizeof block / sizeof block[0]; i++)
+		if (strcmp(name, block[i]) == 0)
+			return true;
+	return false;
+}
+
+static void
+h2t_put(struct h2t *h, const char *p, size_t n)
+{
+	if (!h->fail && buf_add(h->out, p, n) < 0)
+		h->fail = true;
+}
+
+/* Ends the current line (if any text is on it). */
+static void
+h2t_bol(struct h2t *h)
+{
+	h->space = false;
+	if (h->bol)
+		return;
+	h2t_put(h, "\n", 1);
+	h->bol = true;
+	h->nl = 1;
+}
+
+/* A paragraph break: one blank line (none at the very start). */
+static void
+h2t_para(struct h2t *h)
+{
+	h2t_bol(h);
+	if (h->nl < 2 && h->out->len > 0) {
+		h2t_put(h, "\n", 1);
+		h->nl = 2;
+	}
+}
+
+static bool
+h2t_is_para(const char *name)
+{
+	return strcmp(name, "p") == 0 || strcmp(name, "blockquote") == 0 ||
+	    (name[0] == 'h' && name[1] >= '1' && name[1] <= '6' && !name[2]);
+}
+
+static void
+h2t_text(struct h2t *h, const char *t)
+{
+	for (; *t; t++) {
+		unsigned char c = (unsigned char)*t;
+
+		if (!h->pre && (c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
+		    c == '\f')) {
+			if (!h->bol)
+				h->space = true;
+			continue;
+		}
+		if (h->pre && c == '\n') {
+			h2t_put(h, "\n", 1);
+			h->bol = true;
+			h->nl = 1;
+			continue;
+		}
+		if (h->bol) {
+			for (unsigned q = 0; q < h->quote && q < 16; q++)
+				h2t_put(h, "> ", 2);
+			h->bol = false;
+		} else if (h->space) {
+			h2t_put(h, " ", 1);
+		}
+		h->space = false;
+		h->nl = 0;
+		h2t_put(h, t, 1);
+	}
+}
+
+static void
+h2t_leave(struct h2t *h, const char *name)
+{
+	if (strcmp(name, "blockquote") == 0 && h->quote > 0)
+		h->quote--;
+	if (strcmp(name, "pre") == 0 && h->pre > 0)
+		h->pre--;
+	if (strcmp(name, "br") == 0)
+		return;                 /* one line break, written on entry */
+	if (h2t_is_para(name))
+		h2t_para(h);
+	else if (h2t_block(name))
+		h2t_bol(h);
+}
+
+static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
+
+static void
+xml_init(void)
+{
+	xmlInitParser();
+}
 
 static int
 html_to_text(struct buf *out, const char *s, size_t n)
 {
-	size_t i = 0;
+	struct h2t h = { .out = out, .bol = true, .nl = 2 };
 
-	while (i < n) {
-		if (s[i] == '<') {
-			size_t e = i + 1;
-			char tag[16];
-			size_t tl = 0;
-			bool close = false;
+	htmlDocPtr doc;
+	xmlNodePtr cur;
 
-			if (e < n && s[e] == '/')
-				close = true, e++;
-			while (e < n && tl < sizeof tag - 1 &&
-			    ((s[e] | 0x20) >= 'a' && (s[e] | 0x20) <= 'z'))
-				tag[tl++] = (char)(s[e++] | 0x20);
-			tag[tl] = '\0';
-			if (i + 3 < n && strncmp(s + i, "<!--", 4) == 0) {
-				size_t k = i + 4;
+	if (n > (size_t)INT_MAX)
+		return -1;
+	pthread_once(&xml_once, xml_init);
+	/* No network, no error output; recover from broken markup (mail
+	 * HTML mostly is). The text is UTF-8 already (decode_text). */
+	doc = htmlReadMemory(s, (int)n, NULL, "UTF-8", HTML_PARSE_RECOVER |
+	    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+	if (doc == NULL)
+		return 0;                           /* no text at all */
+	cur = xmlDocGetRootElement(doc);
+	while (cur != NULL && !h.fail) {
+		bool descend = false;
+		const char *name = cur->type == XML_ELEMENT_NODE && cur->name ?
+		    (const char *)cur->name : NULL;
 
-				while (k + 3 <= n && strncmp(s + k, "-->", 3) != 0)
-					k++;
-				i = k + 3 <= n ? k + 3 : n;
-				continue;
-			}
-			while (e < n && s[e] != '>')
-				e++;
-			i = e < n ? e + 1 : n;
-			if (!close && (strcmp(tag, "script") == 0 ||
-			    strcmp(tag, "style") == 0 || strcmp(tag, "head") == 0)) {
-				/* skip to the closing tag */
-				char end[12];
-				int el = snprintf(end, sizeof end, "</%s", tag);
-				const char *c = NULL;
-
-				for (size_t k = i; k + (size_t)el <= n; k++)
-					if (strncasecmp(s + k, end, (size_t)el) == 0) {
-						c = s + k;
-						break;
-					}
-				if (c == NULL) {
-					i = n;
-				} else {
-					const char *gt = memchr(c, '>',
-					    (size_t)(s + n - c));
-
-					i = gt ? (size_t)(gt - s) + 1 : n;
+		if (name != NULL) {
+			if (!h2t_skip(name)) {
+				if (strcmp(name, "br") == 0) {
+					h2t_put(&h, "\n", 1);  /* not collapsed */
+					h.bol = true;
+					h.space = false;
+					h.nl = h.nl < 2 ? h.nl + 1 : 2;
+				} else if (strcmp(name, "td") == 0 ||
+				    strcmp(name, "th") == 0) {
+					h.space = !h.bol;   /* cells apart */
+				} else if (h2t_is_para(name)) {
+					h2t_para(&h);
+				} else if (h2t_block(name)) {
+					h2t_bol(&h);
 				}
-				continue;
+				if (strcmp(name, "blockquote") == 0)
+					h.quote++;
+				if (strcmp(name, "pre") == 0)
+					h.pre++;
+				descend = cur->children != NULL;
+				if (!descend)
+					h2t_leave(&h, name);
 			}
-			if (strcmp(tag, "br") == 0 || strcmp(tag, "p") == 0 ||
-			    strcmp(tag, "div") == 0 || strcmp(tag, "tr") == 0 ||
-			    strcmp(tag, "li") == 0 || strcmp(tag, "blockquote") == 0 ||
-			    (tl == 2 && tag[0] == 'h' && tag[1] >= '1' &&
-			    tag[1] <= '6')) {
-				if (buf_addc(out, '\n') < 0)
-					return -1;
-				if (!close && strcmp(tag, "blockquote") == 0 &&
-				    buf_adds(out, "> ") < 0)
-					return -1;
-			}
+		} else if ((cur->type == XML_TEXT_NODE ||
+		    cur->type == XML_CDATA_SECTION_NODE) && cur->content) {
+			h2t_text(&h, (const char *)cur->content);
+		}
+		if (descend) {
+			cur = cur->children;
 			continue;
 		}
-		if (s[i] == '&') {
-			bool done = false;
-
-			for (size_t k = 0; k < sizeof entities / sizeof entities[0];
-			    k++) {
-				size_t el = strlen(entities[k].name);
-
-				if (i + 1 + el < n && strncmp(s + i + 1,
-				    entities[k].name, el) == 0 &&
-				    s[i + 1 + el] == ';') {
-					if (buf_adds(out, entities[k].utf8) < 0)
-						return -1;
-					i += el + 2;
-					done = true;
-					break;
-				}
+		/* up until a node with a next sibling, leaving elements */
+		while (cur != NULL && cur->next == NULL) {
+			cur = cur->parent;
+			if (cur == NULL || cur->type != XML_ELEMENT_NODE) {
+				cur = NULL;
+				break;
 			}
-			if (!done && i + 3 < n && s[i + 1] == '#') {
-				size_t k = i + 2;
-				uint32_t cp = 0;
-				bool hex = s[k] == 'x' || s[k] == 'X';
-
-				if (hex)
-					k++;
-				while (k < n && k - i < 10 && (hex ?
-				    hexval(s[k]) >= 0 : (s[k] >= '0' && s[k] <= '9'))) {
-					cp = cp * (hex ? 16 : 10) +
-					    (uint32_t)hexval(s[k]);
-					k++;
-				}
-				if (k < n && s[k] == ';' && cp > 0 && cp <= 0x10ffff &&
-				    !(cp >= 0xd800 && cp <= 0xdfff)) {
-					if (put_cp(out, cp) < 0)
-						return -1;
-					i = k + 1;
-					done = true;
-				}
-			}
-			if (done)
-				continue;
+			h2t_leave(&h, (const char *)cur->name);
 		}
-		if (s[i] == '\r' || s[i] == '\n') {    /* HTML white space */
-			if (buf_addc(out, ' ') < 0)
-				return -1;
-			i++;
-			continue;
-		}
-		if (buf_addc(out, s[i]) < 0)
-			return -1;
-		i++;
+		if (cur != NULL)
+			cur = cur->next;
 	}
-	return 0;
+	xmlFreeDoc(doc);
+	/* no trailing blank lines */
+	while (out->len > 0 && (out->data[out->len - 1] == '\n' ||
+	    out->data[out->len - 1] == ' '))
+		out->data[--out->len] = '\0';
+	return h.fail ? -1 : 0;
 }
 
 /* ---- the MIME walk ---------------------------------------------------- */

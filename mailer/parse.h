@@ -18,9 +18,10 @@
  * hang or a silent cut.
  *
  * Text: the first text/plain part outside attached messages, else the
- * first text/html part converted crudely to text (tags stripped, script
- * and style dropped, a few entities decoded; a proper libxml2 conversion
- * is later work). Quoted-printable and base64 are decoded; the declared
+ * first text/html part converted to text with libxml2's HTML parser
+ * (no network; head, script, style, frames and objects dropped; images
+ * and links leave only their text; blocks on their own lines,
+ * blockquotes as "> " quotes). Quoted-printable and base64 are decoded; the declared
  * charset is converted to UTF-8 with iconv (ISO-8859-1 and US-ASCII labels
  * read as Windows-1252, as browsers do); text that is not valid UTF-8 in
  * an undeclared, unknown or wrongly declared charset is read as

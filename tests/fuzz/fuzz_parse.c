@@ -6,6 +6,8 @@
  * result keeps parse.h's promise: every string valid UTF-8 without NUL.
  * Inputs over 1 MiB are skipped so one run stays well inside -timeout
  * (the caps are tested on big inputs in tests/unit/test_parse.c).
+ * Then the same bytes through inbound_analyze (what the ingester calls):
+ * a verdict with a reason, offsets inside the text, tokens checked.
  * Seeds in corpus/parse/ are small whole messages. */
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "mailer/classify.h"
+#include "mailer/inbound.h"
 #include "mailer/parse.h"
 #include "mailer/trim.h"
 #include "common/utf8.h"
@@ -79,5 +82,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    !utf8_ok(pm->text + tr.elided_off, tr.elided_len)))
 		abort();
 	parsed_mail_free(&pm);
+
+	/* The ingester's own entry point (mailer/inbound.c) on the same
+	 * bytes: tokens checked with a fixed key, a verdict. */
+	{
+		static struct token_key keys[2];
+		static bool init;
+		struct inbound ib;
+		const char *self[1] = { "postern@practice.test" };
+		struct inbound_opts o = { .bounce_domain = "practice.test",
+			.self = self, .nself = 1, .keys = keys, .nkeys = 2,
+			.now = 1795000000 };
+
+		if (!init) {
+			uint8_t k[CRYPTO_KEY_BYTES] = { 7 };
+
+			token_key_init(&keys[0], 1, TOKEN_REPLY, k);
+			token_key_init(&keys[1], 1, TOKEN_BOUNCE, k);
+			init = true;
+		}
+		if (inbound_analyze((const char *)data, size, &o, &ib, &err) < 0)
+			abort();        /* parse_mail accepted these bytes above */
+		if (ib.cls.reason[0] == '\0' || (ib.trimmed &&
+		    (ib.trim.reply_off + ib.trim.reply_len > ib.pm->text_len ||
+		    ib.trim.elided_off + ib.trim.elided_len > ib.pm->text_len)))
+			abort();
+		if (ib.from_addr[0] != '\0' && strchr(ib.from_addr, '@') == NULL)
+			abort();
+		inbound_fini(&ib);
+	}
 	return 0;
 }

@@ -56,6 +56,19 @@ static const struct pcase pcases[] = {
 	  " &lt;3 &#233;t&#xE9;</p><script>evil()</script><br>bye</body></html>\n",
 	  0, "h", "Tom & Jerry <3 \xc3\xa9t\xc3\xa9", "evil", NULL, 0, NULL, NULL,
 	  0, NULL, NULL },
+	{ "HTML (libxml2): br is one line, blockquote becomes > quotes",
+	  HDR "Subject: q\nContent-Type: text/html\n\n"
+	  "<div>Yes please<br>call me</div><div>On Mon wrote:<blockquote>old "
+	  "<b>text</b></blockquote></div><img src=\"http://t.test/x.png\">"
+	  "<a href=\"http://evil.test\">link</a>\n",
+	  0, "q", "Yes please\ncall me\nOn Mon wrote:\n\n> old text\n\nlink",
+	  "http", NULL, 0, NULL, NULL, 0, NULL, NULL },
+	{ "HTML (libxml2): broken markup, comments and noscript",
+	  HDR "Subject: b\nContent-Type: text/html\n\n"
+	  "<p>one <i>two<p>three<!-- hidden --><noscript>ns</noscript>"
+	  "<table><tr><td>a</td><td>b</td></tr></table>\n",
+	  0, "b", "one two\n\nthree\n\na b", "hidden", NULL, 0, NULL, NULL, 0,
+	  NULL, NULL },
 	{ "nested multiparts: mixed(related(alternative))",
 	  HDR "Subject: n\nContent-Type: multipart/mixed; boundary=m\n\n--m\n"
 	  "Content-Type: multipart/related; boundary=r\n\n--r\n"
