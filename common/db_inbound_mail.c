@@ -10,6 +10,25 @@
 
 #define I64(buf, v) snprintf((buf), sizeof(buf), "%lld", (long long)(v))
 
+/* A prepared query whose answer is at most one row with a bigint first:
+ * 1 and *id_r, 0 no row, -1 error. */
+static int
+query_id(struct db *db, const char *name, const char *sql, int n,
+    const char *const *params, int64_t *id_r, struct err *err)
+{
+	PGresult *res;
+	int ret = 0;
+
+	*id_r = 0;
+	if (db_query_prepared(db, name, sql, n, params, PGRES_TUPLES_OK, &res,
+	    err) < 0)
+		return -1;
+	if (PQntuples(res) == 1)
+		ret = db_get_i64(res, 0, 0, id_r, err) < 0 ? -1 : 1;
+	PQclear(res);
+	return ret;
+}
+
 int
 db_inbound_lock(struct db *db, const char *mailbox, struct err *err)
 {
@@ -142,17 +161,9 @@ db_inbound_patient_by_email(struct db *db, const char *email,
 	    "SELECT id FROM patients WHERE email = $1::citext"
 	    " ORDER BY id LIMIT 1";
 	const char *params[] = { email };
-	PGresult *res;
-	int ret = 0;
 
-	*patient_id_r = 0;
-	if (db_query_prepared(db, "ib_patient_by_email", sql, 1, params,
-	    PGRES_TUPLES_OK, &res, err) < 0)
-		return -1;
-	if (PQntuples(res) == 1)
-		ret = db_get_i64(res, 0, 0, patient_id_r, err) < 0 ? -1 : 1;
-	PQclear(res);
-	return ret;
+	return query_id(db, "ib_patient_by_email", sql, 1, params, patient_id_r,
+	    err);
 }
 
 int
@@ -266,7 +277,6 @@ db_inbound_message(struct db *db, const struct db_inbound_message *m,
 	char pr[24], pa[24], ad[24], th[24], im[24], co[24];
 	char title[450], task[450];
 	const char *params[16];
-	PGresult *res;
 	int ret = 0;
 
 	*message_id_r = 0;
@@ -297,12 +307,7 @@ db_inbound_message(struct db *db, const struct db_inbound_message *m,
 	params[13] = title;
 	params[14] = co;
 	params[15] = task;
-	if (db_query_prepared(db, "ib_message", sql, 16, params,
-	    PGRES_TUPLES_OK, &res, err) < 0)
-		return -1;
-	if (PQntuples(res) == 1)
-		ret = db_get_i64(res, 0, 0, message_id_r, err) < 0 ? -1 : 1;
-	PQclear(res);
+	ret = query_id(db, "ib_message", sql, 16, params, message_id_r, err);
 	if (ret == 0 && db_inbound_set_outcome(db, m->inbound_mail_id,
 	    "duplicate", "message_id already in the thread", err) < 0)
 		return -1;
@@ -358,17 +363,8 @@ db_inbound_delivery_by_rcpt(struct db *db, const char *rcpt, int64_t *id_r,
 	    " AND created_at > now() - interval '14 days'"
 	    " ORDER BY created_at DESC, id DESC LIMIT 1";
 	const char *params[] = { rcpt };
-	PGresult *res;
-	int ret = 0;
 
-	*id_r = 0;
-	if (db_query_prepared(db, "ib_delivery_by_rcpt", sql, 1, params,
-	    PGRES_TUPLES_OK, &res, err) < 0)
-		return -1;
-	if (PQntuples(res) == 1)
-		ret = db_get_i64(res, 0, 0, id_r, err) < 0 ? -1 : 1;
-	PQclear(res);
-	return ret;
+	return query_id(db, "ib_delivery_by_rcpt", sql, 1, params, id_r, err);
 }
 
 int

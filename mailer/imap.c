@@ -879,6 +879,25 @@ att_for_uid(clist *fetched, uint32_t uid)
 	return NULL;
 }
 
+/* The BODY[...] bytes of uid in fetched: 1 and *p_r, *len_r set; 0 uid
+ * is not there (expunged); -1 its response has no body section. */
+static int
+section_of(clist *fetched, uint32_t uid, const char **p_r, size_t *len_r)
+{
+	const struct mailimap_msg_att *att = att_for_uid(fetched, uid);
+	const struct mailimap_msg_att_static *st;
+
+	if (att == NULL)
+		return 0;
+	st = att_static(att, MAILIMAP_MSG_ATT_BODY_SECTION);
+	if (st == NULL || st->att_data.att_body_section == NULL ||
+	    st->att_data.att_body_section->sec_body_part == NULL)
+		return -1;
+	*p_r = st->att_data.att_body_section->sec_body_part;
+	*len_r = st->att_data.att_body_section->sec_length;
+	return 1;
+}
+
 /* UID FETCH set (UID <what...>): set and the n atts are consumed. 0 and
  * *fetched_r set (maybe empty), or -1. */
 static int
@@ -1059,20 +1078,18 @@ imap_fetch_many(struct imap_conn *c, const uint32_t *uids, size_t n,
 	    "UID FETCH BODY.PEEK[]", err) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		const struct mailimap_msg_att *att = att_for_uid(fetched, uids[i]);
-		const struct mailimap_msg_att_static *st;
+		const char *p;
+		size_t len;
+		int r = section_of(fetched, uids[i], &p, &len);
 
-		if (att == NULL)
+		if (r == 0)
 			continue;                   /* expunged meanwhile */
-		st = att_static(att, MAILIMAP_MSG_ATT_BODY_SECTION);
-		if (st == NULL || st->att_data.att_body_section == NULL ||
-		    st->att_data.att_body_section->sec_body_part == NULL) {
+		if (r < 0) {
 			err_set(err, false, "imap: UID %u: no body from %s",
 			    uids[i], c->host);
 			goto out;
 		}
-		if (fn(arg, uids[i], st->att_data.att_body_section->sec_body_part,
-		    st->att_data.att_body_section->sec_length, err) < 0)
+		if (fn(arg, uids[i], p, len, err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -1085,9 +1102,8 @@ int
 imap_fetch_header(struct imap_conn *c, uint32_t uid, struct buf *out,
     struct err *err)
 {
-	const struct mailimap_msg_att *att;
-	const struct mailimap_msg_att_static *st;
 	clist *fetched = NULL;
+	const char *p;
 	size_t len;
 	int ret = -1;
 
@@ -1100,21 +1116,15 @@ imap_fetch_header(struct imap_conn *c, uint32_t uid, struct buf *out,
 	    LIMIT_IMAP_FETCH_SLACK, &fetched, "UID FETCH BODY.PEEK[HEADER]",
 	    err) < 0)
 		return -1;
-	att = att_for_uid(fetched, uid);
-	if (att == NULL) {
-		ret = 0;
+	ret = section_of(fetched, uid, &p, &len);
+	if (ret <= 0) {
+		if (ret < 0)
+			err_set(err, false, "imap: UID %u: no header from %s",
+			    uid, c->host);
 		goto out;
 	}
-	st = att_static(att, MAILIMAP_MSG_ATT_BODY_SECTION);
-	if (st == NULL || st->att_data.att_body_section == NULL ||
-	    st->att_data.att_body_section->sec_body_part == NULL) {
-		err_set(err, false, "imap: UID %u: no header from %s", uid,
-		    c->host);
-		goto out;
-	}
-	len = st->att_data.att_body_section->sec_length;
-	if (len > LIMIT_PARSE_HEADER || buf_add(out,
-	    st->att_data.att_body_section->sec_body_part, len) < 0) {
+	ret = -1;
+	if (len > LIMIT_PARSE_HEADER || buf_add(out, p, len) < 0) {
 		err_set(err, false, "imap: UID %u: header over %d bytes", uid,
 		    LIMIT_PARSE_HEADER);
 		goto out;
@@ -1302,24 +1312,24 @@ imap_fetch(struct imap_conn *c, uint32_t uid, size_t max_size,
 	    size + LIMIT_IMAP_FETCH_SLACK, &fetched, "UID FETCH BODY.PEEK[]",
 	    err) < 0)
 		goto out;
-	att = att_for_uid(fetched, uid);
-	if (att == NULL) {
-		ret = 0;                            /* expunged meanwhile */
-		goto out;
-	}
-	st = att_static(att, MAILIMAP_MSG_ATT_BODY_SECTION);
-	if (st == NULL || st->att_data.att_body_section == NULL ||
-	    st->att_data.att_body_section->sec_body_part == NULL) {
-		err_set(err, false, "imap: UID %u: no body from %s", uid,
-		    c->host);
-		goto out;
-	}
-	size = st->att_data.att_body_section->sec_length;
-	if (size > max_size || buf_add(out,
-	    st->att_data.att_body_section->sec_body_part, size) < 0) {
-		err_set(err, false, "imap: UID %u is %zu bytes, over the %zu limit",
-		    uid, size, max_size < room ? max_size : room);
-		goto out;
+	{
+		const char *p;
+		int r = section_of(fetched, uid, &p, &size);
+
+		if (r <= 0) {
+			if (r == 0)
+				ret = 0;            /* expunged meanwhile */
+			else
+				err_set(err, false, "imap: UID %u: no body from "
+				    "%s", uid, c->host);
+			goto out;
+		}
+		if (size > max_size || buf_add(out, p, size) < 0) {
+			err_set(err, false, "imap: UID %u is %zu bytes, over "
+			    "the %zu limit", uid, size, max_size < room ?
+			    max_size : room);
+			goto out;
+		}
 	}
 	ret = 1;
 out:
