@@ -171,6 +171,37 @@ expect xotmp "queued deferred 454" "XOAUTH2 temporary failure (454 4.7.0) → re
 check "the job's error says the AUTH failure is temporary" \
 	sql_is "SELECT last_error LIKE '%AUTH XOAUTH2%temporar%454%' FROM jobs WHERE id = ${job[xotmp]}" t
 
+# --- template overrides: read at start, read again at SIGHUP ---------------------
+# The running worker mails with the templates of its start, then with those
+# of a good SIGHUP; a broken file at SIGHUP keeps the set in use.
+tpl=$logs/templates
+mkdir -p "$tpl"
+printf 'Subject: Tpl one from {{practice_name}}\n\nRead it: {{link}}\n' >"$tpl/notify_phi_free.txt"
+(umask 077
+ { cat "$conf"; printf 'templates_dir = %s\n' "$tpl"; } >"$logs/tpl.conf")   # [mail] is last
+"$worker" -c "$logs/tpl.conf" >"$logs/w-tpl.log" 2>&1 &
+wt=$!; pids+=("$wt")
+tplmail() {  # tplmail NAME: a notify to NAME@peer.test, waits for the peer's subject line
+	"$ctl" -q -c "$CONF" patient add --practice peer --email "$1@peer.test" --name "P $1" >/dev/null
+	enqueue "$1@peer.test" >/dev/null
+	wait_for 20 grep -q "^subject $1@peer.test " "$logs/peer.log"
+	sed -n "s/^subject $1@peer.test //p" "$logs/peer.log" | tail -1
+}
+got=$(tplmail tpl1)
+check "a template override is used from the start ($got)" test "$got" = "Tpl one from Peer Clinic"
+printf 'Subject: Tpl two from {{practice_name}}\n\nRead it: {{link}}\n' >"$tpl/notify_phi_free.txt"
+kill -HUP "$wt"
+wait_for 10 grep -q "event=templates_loaded" "$logs/w-tpl.log"
+got=$(tplmail tpl2)
+check "after SIGHUP the new template is used ($got)" test "$got" = "Tpl two from Peer Clinic"
+printf 'Subject: Tpl three from {{practice_name}}\n\n{{no_such_variable}}\n' >"$tpl/notify_phi_free.txt"
+kill -HUP "$wt"
+check "a broken template at SIGHUP is logged with file:line" \
+	wait_for 10 grep -q "event=templates_reload_failed.*notify_phi_free.txt:3" "$logs/w-tpl.log"
+got=$(tplmail tpl3)
+check "... and the templates in use stay ($got)" test "$got" = "Tpl two from Peer Clinic"
+kill -TERM "$wt"; wait "$wt"
+
 # --- the reaper ends the mail of a job it makes dead ---------------------------
 # Worker A stalls on the peer (long timeout) and is stopped (SIGSTOP), so its
 # lease runs out on the job's only attempt; worker B's reaper makes the job

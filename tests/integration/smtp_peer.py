@@ -17,7 +17,8 @@
 #   okquote      250 with quotes, a backslash, braces, a comma and NULL in
 #                its text (the reply must be stored as it came)
 # LOGFILE gets one line per event: "connect", "rcpt ADDR",
-# "accepted ADDR <MESSAGE-ID>" (the whole message was read), "auth …".
+# "accepted ADDR <MESSAGE-ID>" (the whole message was read) followed by
+# "subject ADDR SUBJECT", "auth …".
 #
 # AUTH XOAUTH2 (offered without TLS; nobody has to authenticate): the
 # bearer token must equal $SMTP_PEER_TOKEN. A user name starting "tmpfail"
@@ -115,9 +116,12 @@ class Handler:
             return "250 never seen"
         if local == "stall":
             await asyncio.sleep(3600)
-        mid = BytesHeaderParser().parsebytes(envelope.original_content or
-                                             envelope.content).get("Message-ID", "-")
+        hdrs = BytesHeaderParser().parsebytes(envelope.original_content or
+                                              envelope.content)
+        mid = hdrs.get("Message-ID", "-")
         log("accepted %s %s" % (envelope.rcpt_tos[0], mid.strip()))
+        log("subject %s %s" % (envelope.rcpt_tos[0],
+                               " ".join(str(hdrs.get("Subject", "-")).split())))
         if local == "okquote":
             return '250 2.0.0 Ok "queued" as {A,B} back\\slash NULL'
         return "250 2.0.0 OK scripted"
