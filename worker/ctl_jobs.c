@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/db_deliveries.h"
 #include "common/db_jobs.h"
 #include "common/job_kinds.h"
 #include "common/mem.h"
@@ -245,19 +246,29 @@ jobs_cancel(struct ctl *ctl, int argc, char **argv)
 	struct db *db;
 	struct err err;
 	int64_t id;
-	int rc;
+	int rc, failed = 0;
 
 	if ((rc = parse_id("jobs cancel", argc, argv, &id)) != CTL_OK)
 		return rc < 0 ? CTL_OK : rc;
 	if ((db = ctl_db(ctl)) == NULL)
 		return CTL_FAIL;
-	rc = db_jobs_cancel(db, id, &err);
-	if (rc < 0)
+	/* A cancelled mail job's delivery (made before its first send, or
+	 * deferred) ends failed with it, in one transaction. */
+	if (db_begin(db, &err) < 0)
 		return ctl_fail("%s", err.msg);
+	rc = db_jobs_cancel(db, id, &err);
+	if (rc == 1 && db_deliveries_fail_jobs(db, 1, &id, "job cancelled by "
+	        "operator", &failed, &err) < 0)
+		rc = -1;
+	if (rc < 0 || db_commit(db, &err) < 0) {
+		db_rollback(db);
+		return ctl_fail("%s", err.msg);
+	}
 	if (rc == 0)
 		return ctl_fail("job %lld is not queued (running jobs cannot be "
 		    "cancelled; finished ones need not be)", (long long)id);
-	printf("job %lld cancelled (now dead)\n", (long long)id);
+	printf("job %lld cancelled (now dead)%s\n", (long long)id,
+	    failed > 0 ? "; its delivery is failed" : "");
 	return CTL_OK;
 }
 

@@ -125,6 +125,10 @@ check "the 550 reply and its enhanced status are kept" \
 	"5.0.0 550 5.0.0 scripted reply to RCPT"
 check "a retried job keeps its error" \
 	sql_is "SELECT last_error LIKE '%451%' FROM jobs WHERE id = ${job[r451]}" t
+out=$("$ctl" -c "$CONF" jobs cancel "${job[r451]}" 2>&1)
+contains "jobs cancel: a mail job waiting for its retry" "$out" "cancelled (now dead); its delivery is failed"
+check "... its deferred delivery ends failed in the same transaction" \
+	sql_is "SELECT state || ': ' || bounce_reason FROM deliveries WHERE job_id = ${job[r451]}" "failed: job cancelled by operator"
 # --- AUTH XOAUTH2 with the token from smtp.password_file ------------------------
 # xo NAME USER TOKEN: a worker config that authenticates with XOAUTH2 as
 # USER, the token in a file of its own; then one notify job to NAME@peer.test
