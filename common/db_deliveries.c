@@ -763,6 +763,43 @@ out:
 	return ret;
 }
 
+/* Runs sql ($1: the job ids as an array, $2: arg) and counts the rows. */
+static int
+by_jobs(struct db *db, const char *name, const char *sql, int n,
+    const int64_t *job_ids, const char *arg, int *count_r, struct err *err)
+{
+	struct buf ids;
+	PGresult *res = NULL;
+	int ret = -1;
+
+	*count_r = 0;
+	if (n == 0)
+		return 0;
+	buf_init(&ids, (size_t)n * 24 + 8);
+	if (buf_addc(&ids, '{') < 0)
+		goto too_big;
+	for (int i = 0; i < n; i++)
+		if (array_i64(&ids, i == 0, job_ids[i]) < 0)
+			goto too_big;
+	if (buf_addc(&ids, '}') < 0)
+		goto too_big;
+	{
+		const char *params[] = { buf_str(&ids), arg };
+		if (db_query_prepared(db, name, sql, arg != NULL ? 2 : 1, params,
+		        PGRES_COMMAND_OK, &res, err) < 0)
+			goto out;
+	}
+	*count_r = (int)strtol(PQcmdTuples(res), NULL, 10);
+	ret = 0;
+	goto out;
+too_big:
+	err_set(err, false, "deliveries: job list too large");
+out:
+	PQclear(res);
+	buf_fini(&ids);
+	return ret;
+}
+
 int
 db_deliveries_fail_jobs(struct db *db, int n, const int64_t *job_ids,
     const char *reason, int *failed_r, struct err *err)
@@ -772,35 +809,20 @@ db_deliveries_fail_jobs(struct db *db, int n, const int64_t *job_ids,
 	    " bounce_reason = left($2, 2000), updated_at = now()"
 	    " WHERE job_id = ANY ($1::bigint[])"
 	    " AND state IN ('queued', 'deferred')";
-	struct buf ids;
-	PGresult *res = NULL;
-	int ret = -1;
 
-	*failed_r = 0;
-	if (n == 0)
-		return 0;
-	buf_init(&ids, (size_t)n * 24 + 8);
-	if (buf_addc(&ids, '{') < 0)
-		goto too_big;
-	for (int i = 0; i < n; i++)
-		if (buf_printf(&ids, "%s%lld", i > 0 ? "," : "",
-		        (long long)job_ids[i]) < 0)
-			goto too_big;
-	if (buf_addc(&ids, '}') < 0)
-		goto too_big;
-	{
-		const char *params[] = { buf_str(&ids), reason };
-		if (db_query_prepared(db, "db_deliveries_fail_jobs", sql, 2,
-		        params, PGRES_COMMAND_OK, &res, err) < 0)
-			goto out;
-	}
-	*failed_r = (int)strtol(PQcmdTuples(res), NULL, 10);
-	ret = 0;
-	goto out;
-too_big:
-	err_set(err, false, "deliveries: job list too large");
-out:
-	PQclear(res);
-	buf_fini(&ids);
-	return ret;
+	return by_jobs(db, "db_deliveries_fail_jobs", sql, n, job_ids, reason,
+	    failed_r, err);
+}
+
+int
+db_deliveries_retry_jobs(struct db *db, int n, const int64_t *job_ids,
+    int *again_r, struct err *err)
+{
+	static const char sql[] =
+	    "UPDATE deliveries SET state = 'deferred', bounce_reason = NULL,"
+	    " updated_at = now()"
+	    " WHERE job_id = ANY ($1::bigint[]) AND state = 'failed'";
+
+	return by_jobs(db, "db_deliveries_retry_jobs", sql, n, job_ids, NULL,
+	    again_r, err);
 }

@@ -144,6 +144,13 @@ MUST_CHECK int db_deliveries_fail_jobs(struct db *db, int n,
     const int64_t *job_ids, const char *reason, int *failed_r,
     struct err *err);
 
+/* For an operator's retry of dead jobs job_ids[0..n): their failed
+ * deliveries go back to deferred (same row, same Message-ID), so the
+ * handler sends them again; bounced and sent ones stay. *again_r: rows
+ * changed. */
+MUST_CHECK int db_deliveries_retry_jobs(struct db *db, int n,
+    const int64_t *job_ids, int *again_r, struct err *err);
+
 /* The x.y.z enhanced status after the code in an SMTP reply line
  * ("550 5.1.1 <x>: …") into out[size >= 12]; "" when there is none. */
 void db_deliveries_enhanced_status(const char *reply, char *out, size_t size);

@@ -224,19 +224,30 @@ jobs_retry(struct ctl *ctl, int argc, char **argv)
 	struct db *db;
 	struct err err;
 	int64_t id;
-	int rc;
+	int rc, again = 0;
 
 	if ((rc = parse_id("jobs retry", argc, argv, &id)) != CTL_OK)
 		return rc < 0 ? CTL_OK : rc;
 	if ((db = ctl_db(ctl)) == NULL)
 		return CTL_FAIL;
-	rc = db_jobs_retry(db, id, &err);
-	if (rc < 0)
+	/* A mail job's failed delivery is made sendable again in the same
+	 * transaction (same row, same Message-ID): what failed was usually
+	 * ours (credentials, a server setting) and has been fixed. A bounced
+	 * one stays bounced. */
+	if (db_begin(db, &err) < 0)
 		return ctl_fail("%s", err.msg);
+	rc = db_jobs_retry(db, id, &err);
+	if (rc == 1 && db_deliveries_retry_jobs(db, 1, &id, &again, &err) < 0)
+		rc = -1;
+	if (rc < 0 || db_commit(db, &err) < 0) {
+		db_rollback(db);
+		return ctl_fail("%s", err.msg);
+	}
 	if (rc == 0)
 		return ctl_fail("job %lld is not dead or queued (or does not "
 		    "exist): nothing to retry", (long long)id);
-	printf("job %lld queued again, due now\n", (long long)id);
+	printf("job %lld queued again, due now%s\n", (long long)id,
+	    again > 0 ? "; its failed delivery will be sent again" : "");
 	return CTL_OK;
 }
 

@@ -157,7 +157,8 @@ check "the peer saw AUTH XOAUTH2 with the user and the right token" \
 check "the token appears in no worker log" bash -c '! grep -qF "$1" "$2"' _ "$SMTP_PEER_TOKEN" "$logs/w-xogood.log"
 # A refused token is our configuration's fault, not the mail's, but it stays
 # refused until someone changes the token: permanent, like any 5xx (the job
-# is dead with a clear error; posternctl jobs retry after fixing the token).
+# is dead with a clear error; posternctl jobs retry after fixing the token
+# sends the mail, below).
 xo xobad oauth@practice.test "ya29.expired"
 expect xobad "dead failed -" "XOAUTH2 token refused with the 334 error challenge → dead, failed"
 check "the peer saw the wrong token and sent the XOAUTH2 error challenge" \
@@ -166,6 +167,20 @@ check "the job's error says AUTH XOAUTH2 was refused, names smtp.password_file a
 	sql_is "SELECT last_error LIKE '%AUTH XOAUTH2 refused%smtp.password_file%: 334 eyJ%' FROM jobs WHERE id = ${job[xobad]}" t
 check "the delivery keeps the server's challenge as its reply" \
 	sql_is "SELECT smtp_reply LIKE '%334 eyJ%' FROM deliveries WHERE job_id = ${job[xobad]}" t
+# Once the token is fixed, an operator's retry sends the same mail (same
+# delivery row, same Message-ID).
+mid_before=$(psql_db "SELECT id || ' ' || message_id FROM deliveries WHERE job_id = ${job[xobad]}")
+printf '%s\n' "$SMTP_PEER_TOKEN" >"$logs/token.xobad"
+out=$("$ctl" -c "$CONF" jobs retry "${job[xobad]}" 2>&1)
+contains "jobs retry of the dead job: its failed delivery will be sent again" "$out" "its failed delivery will be sent again"
+"$worker" -c "$logs/xo-xobad.conf" >"$logs/w-xobad2.log" 2>&1 &
+wx=$!; pids+=("$wx")
+check "with the fixed token the retried job sends its mail" wait_sql 20 \
+	"SELECT state || ' ' || coalesce(bounce_reason, '-') FROM deliveries WHERE job_id = ${job[xobad]}" "sent -"
+kill -TERM "$wx"; wait "$wx"
+check "... with the same delivery row and Message-ID" \
+	sql_is "SELECT id || ' ' || message_id FROM deliveries WHERE job_id = ${job[xobad]}" "$mid_before"
+check "... which the peer accepted" grep -q "^accepted xobad@peer.test <${mid_before#* }>" "$logs/peer.log"
 xo xodirect direct@practice.test "ya29.expired"
 expect xodirect "dead failed 535" "XOAUTH2 token refused with 535 5.7.8 → dead, failed"
 check "its error says AUTH XOAUTH2 was refused, with the 535 reply" \
