@@ -11,6 +11,7 @@
 #include <ini.h>
 #include <sodium.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,6 +91,8 @@ static const struct key keys[] = {
 	CFG_STR("imap", "ca_file", imap.ca_file, "", 1024, 0),
 	CFG_STR("imap", "mailbox", imap.mailbox, "INBOX", 200, 0),
 	CFG_INT("imap", "timeout_s", imap.timeout_s, 30, 1, LIMIT_IMAP_TIMEOUT_S),
+	CFG_STR("imap", "password_file", imap.password_file, "", 1024, 0),
+	CFG_ENUM("imap", "auth", imap.auth, "login", "login|plain|xoauth2"),
 	CFG_STR("imap", "processed_folder", imap.processed_folder, "", 200, 0),
 	CFG_INT("imap", "batch", imap.batch, 100, 1, LIMIT_IMAP_BATCH),
 	CFG_ENUM("imap", "idle", imap.idle, "yes", "yes|no"),
@@ -467,4 +470,29 @@ cfg_print_keys(FILE *out)
 {
 	for (size_t i = 0; i < NKEYS; i++)
 		fprintf(out, "%s.%s\n", keys[i].section, keys[i].name);
+}
+
+int
+cfg_read_secret(const char *what, const char *path, char *secret, size_t size,
+    struct err *err)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	if (size < 2)
+		return err_set(err, false, "%s: no room", what);
+	if (f == NULL)
+		return err_set_errno(err, true, errno, "%s %s", what, path);
+	n = fread(secret, 1, size - 1, f);
+	fclose(f);
+	secret[n] = '\0';
+	n = strcspn(secret, "\r\n");
+	secret[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)secret[i] < 0x20 || secret[i] == 0x7f)
+			return err_set(err, false, "%s %s: control character in "
+			    "the first line", what, path);
+	if (n == 0)
+		return err_set(err, false, "%s %s: empty", what, path);
+	return 0;
 }

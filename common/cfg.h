@@ -81,6 +81,8 @@ struct cfg {
 		char *ca_file;
 		char *mailbox;
 		int timeout_s;
+		char *password_file;   /* first line: the password or token */
+		char *auth;            /* login, plain, xoauth2 */
 		char *processed_folder; /* "": flag \Seen; else UID MOVE there */
 		int batch;             /* messages per ingest transaction */
 		char *idle;            /* yes, no */
@@ -106,6 +108,12 @@ struct cfg {
  * names file:line) on any problem; cfg is then fini'ed already. */
 MUST_CHECK int cfg_load(struct cfg *cfg, const char *path, struct err *err);
 void cfg_fini(struct cfg *cfg);
+
+/* The first line of path (a password_file: a secret another program may
+ * rotate) into secret[size]: no control characters, not empty, shorter
+ * than size. what names the key in messages ("smtp.password_file"). */
+MUST_CHECK int cfg_read_secret(const char *what, const char *path,
+    char *secret, size_t size, struct err *err);
 
 /* -1 and err set unless the server key is configured (file or env). */
 MUST_CHECK int cfg_require_server_key(const struct cfg *cfg, struct err *err);

@@ -31,7 +31,9 @@
 
 #include <gnutls/gnutls.h>
 #include <libetpan/libetpan.h>
+#include <libetpan/mailimap_oauth2.h>
 
+#include "common/cfg.h"
 #include "common/limits.h"
 #include "common/mem.h"
 
@@ -683,10 +685,28 @@ imap_open(const struct imap_opts *opts, struct imap_conn **c_r,
 		 * LOGIN reply brings fresh ones (or a later CAPABILITY). */
 	}
 	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
+		const char *what = "LOGIN";
+
 		budget(c, LIMIT_IMAP_REPLY);
-		r = mailimap_login(c->imap, opts->username, opts->password);
+		switch (opts->auth) {
+		case IMAP_AUTH_PLAIN:
+			what = "AUTHENTICATE PLAIN";
+			r = mailimap_authenticate(c->imap, "PLAIN", c->host, NULL,
+			    NULL, opts->username, opts->username,
+			    opts->password, NULL);
+			break;
+		case IMAP_AUTH_XOAUTH2:
+			what = "AUTHENTICATE XOAUTH2";
+			r = mailimap_oauth2_authenticate(c->imap, opts->username,
+			    opts->password);
+			break;
+		default:
+			r = mailimap_login(c->imap, opts->username,
+			    opts->password);
+			break;
+		}
 		if (r != MAILIMAP_NO_ERROR) {
-			fail(c, r, "LOGIN", err);
+			fail(c, r, what, err);
 			goto out;
 		}
 	}
@@ -1336,6 +1356,32 @@ out:
 	if (fetched != NULL)
 		mailimap_fetch_list_free(fetched);
 	return ret;
+}
+
+int
+imap_opts_from_cfg(struct imap_opts *o, const struct cfg *cfg, char *secret,
+    struct err *err)
+{
+	memset(o, 0, sizeof *o);
+	o->host = cfg->imap.host;
+	o->port = (unsigned)cfg->imap.port;
+	o->tls = strcmp(cfg->imap.tls, "starttls") == 0 ? IMAP_TLS_STARTTLS :
+	    strcmp(cfg->imap.tls, "none") == 0 ? IMAP_TLS_NONE :
+	    IMAP_TLS_IMPLICIT;
+	o->ca_file = cfg->imap.ca_file[0] != '\0' ? cfg->imap.ca_file : NULL;
+	o->username = cfg->imap.username;
+	o->password = cfg->imap.password;
+	o->auth = strcmp(cfg->imap.auth, "plain") == 0 ? IMAP_AUTH_PLAIN :
+	    strcmp(cfg->imap.auth, "xoauth2") == 0 ? IMAP_AUTH_XOAUTH2 :
+	    IMAP_AUTH_LOGIN;
+	o->timeout_s = cfg->imap.timeout_s;
+	if (cfg->imap.password_file[0] != '\0') {
+		if (cfg_read_secret("imap.password_file",
+		    cfg->imap.password_file, secret, IMAP_SECRET_MAX, err) < 0)
+			return -1;
+		o->password = secret;
+	}
+	return 0;
 }
 
 void

@@ -39,6 +39,13 @@ enum imap_tls {
 	IMAP_TLS_NONE,          /* plaintext LOGIN: tests only */
 };
 
+enum imap_auth {
+	IMAP_AUTH_LOGIN,        /* LOGIN user password */
+	IMAP_AUTH_PLAIN,        /* AUTHENTICATE PLAIN (SASL) */
+	IMAP_AUTH_XOAUTH2,      /* AUTHENTICATE XOAUTH2: password is a bearer
+	                         * token (Gmail, Microsoft 365) */
+};
+
 /* Settings; imap_open() copies what it keeps, so they may be freed after. */
 struct imap_opts {
 	const char *host;       /* DNS name or IP literal; the certificate must
@@ -48,8 +55,18 @@ struct imap_opts {
 	const char *ca_file;    /* PEM file of trusted CAs; NULL: system store */
 	const char *username;
 	const char *password;
+	enum imap_auth auth;
 	long timeout_s;         /* each network wait; <= 0: LIMIT_IMAP_TIMEOUT_S */
 };
+
+#define IMAP_SECRET_MAX 4096
+
+struct cfg;
+/* [imap] of cfg as options; a password_file is read now into
+ * secret[IMAP_SECRET_MAX] (so a rotated token is picked up at the next
+ * connection). 0 or -1 with err set. */
+MUST_CHECK int imap_opts_from_cfg(struct imap_opts *o, const struct cfg *cfg,
+    char *secret, struct err *err);
 
 
 struct imap_conn;                  /* opaque: fields live in imap.c */

@@ -496,30 +496,6 @@ smtp_close(struct smtp_conn **cp)
 	*cp = NULL;
 }
 
-/* The first line of path into secret: no control characters, not empty. */
-static int
-read_secret(const char *path, char *secret, struct err *err)
-{
-	FILE *f = fopen(path, "re");
-	size_t n;
-
-	if (f == NULL)
-		return err_set_errno(err, true, errno, "smtp.password_file %s",
-		    path);
-	n = fread(secret, 1, SMTP_SECRET_MAX - 1, f);
-	fclose(f);
-	secret[n] = '\0';
-	n = strcspn(secret, "\r\n");
-	secret[n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)secret[i] < 0x20 || secret[i] == 0x7f)
-			return err_set(err, false, "smtp.password_file %s: "
-			    "control character in the first line", path);
-	if (n == 0)
-		return err_set(err, false, "smtp.password_file %s: empty", path);
-	return 0;
-}
-
 int
 smtp_opts_from_cfg(struct smtp_opts *o, const struct cfg *cfg, char *secret,
     struct err *err)
@@ -529,7 +505,8 @@ smtp_opts_from_cfg(struct smtp_opts *o, const struct cfg *cfg, char *secret,
 
 	memset(o, 0, sizeof *o);
 	if (cfg->smtp.password_file[0] != '\0') {
-		if (read_secret(cfg->smtp.password_file, secret, err) < 0)
+		if (cfg_read_secret("smtp.password_file",
+		    cfg->smtp.password_file, secret, SMTP_SECRET_MAX, err) < 0)
 			return -1;
 		pw = secret;
 	}

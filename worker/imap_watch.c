@@ -14,6 +14,7 @@
  * IMAP trouble (server down, bad password) is logged and retried with
  * backoff; polling goes on meanwhile, and the job reports its own errors. */
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -83,20 +84,16 @@ static int
 watch_open(struct worker *w, struct imap_conn **c, struct err *err)
 {
 	const struct cfg *cfg = &w->cfg;
-	struct imap_opts o = {
-		.host = cfg->imap.host,
-		.port = (unsigned)cfg->imap.port,
-		.tls = strcmp(cfg->imap.tls, "starttls") == 0 ? IMAP_TLS_STARTTLS :
-		    strcmp(cfg->imap.tls, "none") == 0 ? IMAP_TLS_NONE :
-		    IMAP_TLS_IMPLICIT,
-		.ca_file = cfg->imap.ca_file[0] ? cfg->imap.ca_file : NULL,
-		.username = cfg->imap.username,
-		.password = cfg->imap.password,
-		.timeout_s = cfg->imap.timeout_s,
-	};
+	char secret[IMAP_SECRET_MAX];
+	struct imap_opts o;
+	int rc;
 	uint32_t uv, next;
 
-	if (imap_open(&o, c, err) < 0)
+	rc = imap_opts_from_cfg(&o, cfg, secret, err);
+	if (rc == 0)
+		rc = imap_open(&o, c, err);
+	sodium_memzero(secret, sizeof secret);
+	if (rc < 0)
 		return -1;
 	if (imap_select(*c, cfg->imap.mailbox, &uv, &next, err) < 0 ||
 	    !imap_can_idle(*c)) {

@@ -1067,18 +1067,14 @@ job_imap_sync(struct job_ctx *ctx, struct err *err)
 		goto out_free;
 	}
 	{
-		struct imap_opts o = {
-			.host = cfg->imap.host,
-			.port = (unsigned)cfg->imap.port,
-			.tls = strcmp(cfg->imap.tls, "starttls") == 0 ?
-			    IMAP_TLS_STARTTLS : strcmp(cfg->imap.tls, "none") == 0 ?
-			    IMAP_TLS_NONE : IMAP_TLS_IMPLICIT,
-			.ca_file = cfg->imap.ca_file[0] ? cfg->imap.ca_file : NULL,
-			.username = cfg->imap.username,
-			.password = cfg->imap.password,
-			.timeout_s = cfg->imap.timeout_s,
-		};
-		if (imap_open(&o, &s->imap, err) < 0) {
+		char secret[IMAP_SECRET_MAX];
+		struct imap_opts o;
+		int rc = imap_opts_from_cfg(&o, cfg, secret, err);
+
+		if (rc == 0)
+			rc = imap_open(&o, &s->imap, err);
+		sodium_memzero(secret, sizeof secret);
+		if (rc < 0) {
 			/* a recurring job: keep one retrying (with backoff)
 			 * rather than a trail of dead ones */
 			err->temp = true;

@@ -304,7 +304,11 @@ mk uv2 apple_latin1.eml "$ann" "$to_ann" "uv2.$run@mail.test"
 mk uv3 auto_reply.eml "$ann" "$to_ann" "uv3.$run@mail.test"
 py append "${imapargs[@]}" "$folder" "$logs/uv1.eml" "$logs/uv2.eml" "$logs/uv3.eml" ||
 	not_ok "three mails appended to $folder"
+# this part logs in with AUTHENTICATE PLAIN and the password from a file
 c2=$(mkconf w3 "$folder" 60)
+(umask 077; echo "$MAILSTACK_PASSWORD" >"$logs/imap.secret")
+sed -i "s/^password = .*/password = wrong/" "$c2"
+printf '[imap]\nauth = plain\npassword_file = %s\n' "$logs/imap.secret" >>"$c2"
 start_worker w3 "$c2"
 check "folder $folder: 3 mails ingested" \
 	wait_sql 30 "SELECT count(*) FROM inbound_mail WHERE mailbox = '$folder'" 3
@@ -319,7 +323,19 @@ check "after the UIDVALIDITY change the folder is read again (state row for the 
 	wait_sql 30 "SELECT last_uid FROM mailbox_state WHERE mailbox = '$folder' AND uidvalidity = $uv2" 3
 check "… and no mail came in twice" \
 	sql_is "SELECT count(*) FROM inbound_mail WHERE mailbox = '$folder'" 3
+! grep -q "imap_watch_error\|AUTHENTICATE" "$logs/w3.log" && ok "AUTHENTICATE PLAIN with imap.password_file logs in (config password is wrong)" ||
+	not_ok "AUTHENTICATE PLAIN with imap.password_file logs in" "$(grep -m3 "error" "$logs/w3.log")"
 grep -q "event=uidvalidity_changed" "$logs/w4.log" && ok "the UIDVALIDITY change is logged" ||
 	not_ok "the UIDVALIDITY change is logged"
+stop_and_wait "$wpid" 15; check "worker stops" test $? -eq 0
+
+# --- a refused login: a clear error, the job retries (never dead) -----------
+c3=$(mkconf w5 "$folder" 60)
+sed -i "s/^password = .*/password = wrong/" "$c3"
+start_worker w5 "$c3"
+check "a refused IMAP login is logged clearly by the watcher" \
+	wait_for 20 grep -q "event=imap_watch_error.*LOGIN refused" "$logs/w5.log"
+check "… and the imap_sync job waits for a retry with the reason, not dead" \
+	wait_sql 20 "SELECT state || ' ' || (last_error LIKE '%LOGIN refused%')::text FROM jobs WHERE kind = 'imap_sync'" "queued true"
 stop_and_wait "$wpid" 15; check "worker stops" test $? -eq 0
 finish
