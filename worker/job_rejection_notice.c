@@ -122,7 +122,7 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 	struct payload p;
 	struct template_mail tm = { 0 };
 	struct buf msg;
-	char link[LINK_MAX], reason[64];
+	char link[LINK_MAX];
 	char msgid[COMPOSE_MSGID_NEW_SIZE + 2], bounce[TOKEN_ADDRESS_SIZE];
 	const char *refs[1];
 	int rc, ret = -1;
@@ -166,7 +166,7 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 		ret = 0;
 		goto out;
 	}
-	if (d.id == 0) {
+	{
 		struct db_delivery_new dn = {
 			.job_id = j->id,
 			.kind = DELIVERY_KIND,
@@ -174,27 +174,14 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 			.patient_id = f.patient_id,
 			.recipient = f.email,
 		};
-		if (compose_message_id_new(email_domain(f.from_address), msgid,
-		        sizeof msgid, err) < 0)
-			goto out;
-		dn.message_id = msgid;
-		if (f.suppressed) {
-			snprintf(reason, sizeof reason, "suppressed: %s",
-			    f.suppression_reason);
-			dn.state = "suppressed";
-			dn.reason = reason;
-		}
-		if (db_deliveries_insert(ctx->db, &dn, &d.id, err) < 0)
-			goto out;
-		if (f.suppressed) {
-			log_info("event=mail_suppressed job=%lld delivery=%lld "
-			    "reason=%s", (long long)j->id, (long long)d.id,
-			    f.suppression_reason);
-			ret = 0;
+		int r = outbox_delivery(ctx, &d, &dn, f.from_address,
+		    f.suppressed, f.suppression_reason, msgid, sizeof msgid,
+		    err);
+
+		if (r <= 0) {
+			ret = r;
 			goto out;
 		}
-	} else {
-		snprintf(msgid, sizeof msgid, "<%s>", d.message_id);
 	}
 	if (f.age_s >= (int64_t)REJECTION_GIVE_UP_H * 3600) {
 		outbox_give_up(ctx, d.id, err, "rejection_notice: gave up: not "

@@ -15,6 +15,7 @@
 #include "common/email.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "mailer/compose.h"
 
 /* A loaded template set shared by the outboxes; freed with its last
  * reference. Guarded by tpl_mu. */
@@ -306,4 +307,39 @@ outbox_give_up(struct job_ctx *ctx, int64_t delivery_id, struct err *err,
 	    db_deliveries_record(ctx->db, delivery_id, "failed", &o, err) < 0)
 		return -1;
 	return err_set(err, false, "%s", msg);
+}
+
+int
+outbox_delivery(struct job_ctx *ctx, struct db_delivery *d,
+    struct db_delivery_new *dn, const char *from_address, bool suppressed,
+    const char *suppression_reason, char *msgid, size_t size,
+    struct err *err)
+{
+	char reason[128];
+
+	if (d->id > 0) {
+		if ((size_t)snprintf(msgid, size, "<%s>", d->message_id) >= size)
+			return err_set(err, false, "delivery %lld: Message-ID "
+			    "too long", (long long)d->id);
+		return 1;
+	}
+	if (compose_message_id_new(email_domain(from_address), msgid, size,
+	    err) < 0)
+		return -1;
+	dn->message_id = msgid;
+	if (suppressed) {
+		snprintf(reason, sizeof reason, "suppressed: %s",
+		    suppression_reason);
+		dn->state = "suppressed";
+		dn->reason = reason;
+	}
+	if (db_deliveries_insert(ctx->db, dn, &d->id, err) < 0)
+		return -1;
+	if (suppressed) {
+		log_info("event=mail_suppressed job=%lld delivery=%lld reason=%s",
+		    (long long)ctx->job->id, (long long)d->id,
+		    suppression_reason);
+		return 0;
+	}
+	return 1;
 }

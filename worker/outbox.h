@@ -22,6 +22,7 @@
 
 #include "common/buf.h"
 #include "common/crypto.h"
+#include "common/db_deliveries.h"
 #include "common/err.h"
 #include "mailer/smtp.h"
 #include "mailer/template.h"
@@ -73,6 +74,16 @@ MUST_CHECK int outbox_bounce_address(const struct outbox *ob,
 MUST_CHECK int outbox_send(struct job_ctx *ctx, struct outbox *ob,
     int64_t delivery_id, const char *env_from, const char *rcpt,
     const struct buf *msg, struct err *err);
+
+/* The delivery row of a job that sends one mail: made now (*d->id == 0)
+ * with a fresh Message-ID from from_address's domain, in state suppressed
+ * when suppressed (reason in the row, logged), else queued; or the one an
+ * earlier attempt made, whose Message-ID is reused. msgid[size] gets
+ * "<id>". 1: go on and send; 0: suppressed, the job is done; -1: err. */
+int outbox_delivery(struct job_ctx *ctx, struct db_delivery *d,
+    struct db_delivery_new *dn, const char *from_address, bool suppressed,
+    const char *suppression_reason, char *msgid, size_t size,
+    struct err *err);
 
 /* Marks the delivery failed with reason (nothing was sent: a deadline, a
  * message that cannot be composed) and returns -1 with err set to reason,

@@ -307,14 +307,20 @@ mk uv2 apple_latin1.eml "$ann" "$to_ann" "uv2.$run@mail.test"
 mk uv3 auto_reply.eml "$ann" "$to_ann" "uv3.$run@mail.test"
 py append "${imapargs[@]}" "$folder" "$logs/uv1.eml" "$logs/uv2.eml" "$logs/uv3.eml" ||
 	not_ok "three mails appended to $folder"
-# this part logs in with AUTHENTICATE PLAIN and the password from a file
+# this part logs in with AUTHENTICATE PLAIN and the password from a file,
+# and moves what it ingested to a processed folder (UID MOVE)
+done_folder=done$run
+py append "${imapargs[@]}" "$done_folder" || not_ok "the processed folder is created"
 c2=$(mkconf w3 "$folder" 60)
 (umask 077; echo "$MAILSTACK_PASSWORD" >"$logs/imap.secret")
 sed -i "s/^password = .*/password = wrong/" "$c2"
-printf '[imap]\nauth = plain\npassword_file = %s\n' "$logs/imap.secret" >>"$c2"
+printf '[imap]\nauth = plain\npassword_file = %s\nprocessed_folder = %s\n' "$logs/imap.secret" "$done_folder" >>"$c2"
 start_worker w3 "$c2"
 check "folder $folder: 3 mails ingested" \
 	wait_sql 30 "SELECT count(*) FROM inbound_mail WHERE mailbox = '$folder'" 3
+moved() { [ "$(py status "${imapargs[@]}" "$done_folder" | cut -d' ' -f1)" = 3 ] &&
+	[ "$(py status "${imapargs[@]}" "$folder" | cut -d' ' -f1)" = 0 ]; }
+check "after the commit the 3 mails are moved to the processed folder (UID MOVE)" wait_for 10 moved
 stop_and_wait "$wpid" 15; check "worker stops" test $? -eq 0
 uv1=$(py status "${imapargs[@]}" "$folder" | cut -d' ' -f3)
 py recreate "${imapargs[@]}" "$folder"
