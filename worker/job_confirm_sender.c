@@ -109,21 +109,10 @@ job_confirm_sender(struct job_ctx *ctx, struct err *err)
 	buf_init(&msg, LIMIT_MAIL_SIZE);
 	if (outbox_get(ctx, &ob, err) < 0)
 		goto out;
-	rc = db_deliveries_find_job(ctx->db, j->id, DELIVERY_KIND, &d, err);
-	if (rc < 0)
+	rc = outbox_delivery_find(ctx, DELIVERY_KIND, &d, err);
+	if (rc <= 0) {
+		ret = rc;                /* 0: done before a crash */
 		goto out;
-	if (rc == 1) {
-		if (strcmp(d.state, "sent") == 0 ||
-		    strcmp(d.state, "suppressed") == 0) {
-			ret = 0;                 /* done before a crash */
-			goto out;
-		}
-		if (strcmp(d.state, "queued") != 0 &&
-		    strcmp(d.state, "deferred") != 0) {
-			err_set(err, false, "confirm_sender: delivery %lld is %s",
-			    (long long)d.id, d.state);
-			goto out;
-		}
 	}
 	if (mail_id_from_payload(ctx, &mail_id, err) < 0)
 		goto out;

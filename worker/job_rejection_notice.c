@@ -130,21 +130,10 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 	buf_init(&msg, LIMIT_MAIL_SIZE);
 	if (outbox_get(ctx, &ob, err) < 0)
 		goto out;
-	rc = db_deliveries_find_job(ctx->db, j->id, DELIVERY_KIND, &d, err);
-	if (rc < 0)
+	rc = outbox_delivery_find(ctx, DELIVERY_KIND, &d, err);
+	if (rc <= 0) {
+		ret = rc;                /* 0: done before a crash */
 		goto out;
-	if (rc == 1) {
-		if (strcmp(d.state, "sent") == 0 ||
-		    strcmp(d.state, "suppressed") == 0) {
-			ret = 0;                 /* done before a crash */
-			goto out;
-		}
-		if (strcmp(d.state, "queued") != 0 &&
-		    strcmp(d.state, "deferred") != 0) {
-			err_set(err, false, "rejection_notice: delivery %lld is %s",
-			    (long long)d.id, d.state);
-			goto out;
-		}
 	}
 	if (parse_payload(ctx, &p, err) < 0)
 		goto out;

@@ -343,3 +343,19 @@ outbox_delivery(struct job_ctx *ctx, struct db_delivery *d,
 	}
 	return 1;
 }
+
+int
+outbox_delivery_find(struct job_ctx *ctx, const char *kind,
+    struct db_delivery *d, struct err *err)
+{
+	int rc = db_deliveries_find_job(ctx->db, ctx->job->id, kind, d, err);
+
+	if (rc <= 0)
+		return rc < 0 ? -1 : 1;
+	if (strcmp(d->state, "sent") == 0 || strcmp(d->state, "suppressed") == 0)
+		return 0;
+	if (strcmp(d->state, "queued") != 0 && strcmp(d->state, "deferred") != 0)
+		return err_set(err, false, "%s: delivery %lld is %s", kind,
+		    (long long)d->id, d->state);
+	return 1;
+}

@@ -75,6 +75,13 @@ MUST_CHECK int outbox_send(struct job_ctx *ctx, struct outbox *ob,
     int64_t delivery_id, const char *env_from, const char *rcpt,
     const struct buf *msg, struct err *err);
 
+/* The delivery row an earlier attempt of this job made (kind), into *d
+ * (d->id 0 when none). 1: go on; 0: it was sent or suppressed already
+ * (done before a crash); -1: err set (also when the row is in a state a
+ * job cannot resume, e.g. bounced). */
+int outbox_delivery_find(struct job_ctx *ctx, const char *kind,
+    struct db_delivery *d, struct err *err);
+
 /* The delivery row of a job that sends one mail: made now (*d->id == 0)
  * with a fresh Message-ID from from_address's domain, in state suppressed
  * when suppressed (reason in the row, logged), else queued; or the one an
