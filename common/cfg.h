@@ -92,6 +92,8 @@ struct cfg {
 		char *red_flags_file;  /* one phrase per line; "": built-in list */
 		char *attachment_types; /* comma-separated allowlist */
 		int attachment_max_kb; /* larger attachments are refused */
+		int keep_raw_days;     /* raw bytes of ingested mail kept */
+		int keep_review_days;  /* … of quarantined, held, rejected mail */
 	} ingest;
 	struct {
 		char *from_address;    /* default sender when a practice has none */

@@ -493,3 +493,32 @@ db_inbound_decide_held(struct db *db, int64_t id, bool confirm,
 	PQclear(res);
 	return ret;
 }
+
+int
+db_inbound_purge_raw(struct db *db, int keep_days, int review_days, int limit,
+    int64_t *purged_r, struct err *err)
+{
+	/* inbound_mail_raw_idx (created_at) WHERE raw IS NOT NULL */
+	static const char sql[] =
+	    "WITH old AS ("
+	    " SELECT id FROM inbound_mail WHERE raw IS NOT NULL"
+	    "  AND created_at < now() - make_interval(days => $1::int)"
+	    "  AND (outcome NOT IN ('quarantined', 'held', 'rejected')"
+	    "   OR created_at < now() - make_interval(days => $2::int))"
+	    " ORDER BY created_at LIMIT $3::int)"
+	    "UPDATE inbound_mail SET raw = NULL, raw_purged_at = now()"
+	    " FROM old WHERE inbound_mail.id = old.id";
+	char k[16], r[16], l[16];
+	const char *params[] = { k, r, l };
+	PGresult *res;
+
+	*purged_r = 0;
+	I64(k, keep_days < review_days ? keep_days : review_days);
+	I64(r, review_days);
+	I64(l, limit);
+	if (db_query(db, sql, 3, params, PGRES_COMMAND_OK, &res, err) < 0)
+		return -1;
+	*purged_r = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}

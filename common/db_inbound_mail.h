@@ -117,6 +117,13 @@ struct db_held {
 MUST_CHECK int db_inbound_decide_held(struct db *db, int64_t id, bool confirm,
     struct db_held *h, struct err *err);
 
+/* Drops the raw bytes (raw NULL, raw_purged_at now) of at most limit
+ * inbound_mail rows older than keep_days (message, auto_reply, bounce,
+ * duplicate) or review_days (quarantined, held, rejected); the rest of
+ * each row stays. *purged_r: rows changed. */
+MUST_CHECK int db_inbound_purge_raw(struct db *db, int keep_days,
+    int review_days, int limit, int64_t *purged_r, struct err *err);
+
 /* The delivery a bounce is about, by its recipient: the newest sent or
  * deferred one of the last 14 days. 1 and *id_r, 0 none. */
 MUST_CHECK int db_inbound_delivery_by_rcpt(struct db *db, const char *rcpt,

@@ -298,6 +298,13 @@ sleep 3
 check "a second run finds nothing new (the job ran and ended)" \
 	wait_sql 20 "SELECT count(*) FROM jobs WHERE kind = 'imap_sync' AND state IN ('queued', 'running')" 0
 check "… and ingested nothing twice" sql_is "SELECT count(*) FROM inbound_mail" "$n_in"
+# raw bytes are purged by maintenance: 40 days is past keep_raw_days (30)
+# but not keep_review_days (180)
+q "UPDATE inbound_mail SET created_at = now() - interval '40 days'" >/dev/null
+check "maintenance purges the raw bytes of old ingested mail (the record stays)" \
+	wait_sql 40 "SELECT count(*) FROM inbound_mail WHERE outcome = 'message' AND (raw IS NOT NULL OR raw_purged_at IS NULL)" 0
+check "… and keeps those of quarantined mail for review" \
+	sql_is "SELECT bool_and(raw IS NOT NULL) FROM inbound_mail WHERE outcome = 'quarantined'" t
 stop_and_wait "$wpid" 15; check "worker stops again" test $? -eq 0
 
 # --- UIDVALIDITY change: the folder recreated with the same mail --------------
