@@ -824,7 +824,6 @@ do_chunk(struct sync *s, const struct imap_msg *msgs, size_t n,
 {
 	uint32_t uids[LIMIT_IMAP_BATCH], fetch[LIMIT_IMAP_BATCH];
 	size_t nf = 0, total = 0;
-	int64_t t0 = (int64_t)time(NULL);
 	int ret = -1;
 
 	s->items = xcalloc(n, sizeof *s->items);
@@ -883,7 +882,6 @@ do_chunk(struct sync *s, const struct imap_msg *msgs, size_t n,
 	    s->count[C_MESSAGE], s->count[C_HELD], s->count[C_QUARANTINED],
 	    s->count[C_AUTO], s->count[C_BOUNCE], s->count[C_REJECTED],
 	    s->count[C_DUP], s->count[C_SEEN]);
-	(void)t0;
 	/* After the commit only: a failure here is logged; the mail is in
 	 * postern already and last_uid moved past it. */
 	{
@@ -925,12 +923,50 @@ mark_leftovers(struct sync *s, uint32_t last, struct err *err)
 	return r;
 }
 
+/* Ingests uids[n] (ascending, from UID SEARCH) chunk by chunk: sizes
+ * first, then chunks of [imap] batch messages and at most CHUNK_BYTES of
+ * bodies. *last follows each commit. */
+static int
+ingest_uids(struct sync *s, const uint32_t *uids, size_t n, uint32_t *last,
+    struct err *err)
+{
+	size_t done = 0;
+
+	while (done < n && !*s->ctx->stop) {
+		struct imap_msg msgs[LIMIT_IMAP_BATCH];
+		size_t k = n - done, nm = 0, take = 0, bytes = 0;
+
+		if (k > (size_t)s->cfg->imap.batch)
+			k = (size_t)s->cfg->imap.batch;
+		if (imap_list(s->imap, uids + done, k, msgs, &nm, err) < 0)
+			return -1;
+		if (nm == 0) {              /* all expunged meanwhile */
+			done += k;
+			continue;
+		}
+		while (take < nm) {
+			size_t sz = msgs[take].size > LIMIT_MAIL_SIZE ? 0 :
+			    msgs[take].size;
+
+			if (take > 0 && bytes + sz > CHUNK_BYTES)
+				break;
+			bytes += sz;
+			take++;
+		}
+		if (do_chunk(s, msgs, take, err) < 0)
+			return -1;
+		*last = msgs[take - 1].uid;
+		while (done < n && uids[done] <= *last)
+			done++;
+	}
+	return 0;
+}
+
 static int
 sync_mailbox(struct sync *s, struct err *err)
 {
-	uint32_t uidnext, last;
+	uint32_t uidnext, last, before;
 	bool other;
-	int ret = -1;
 
 	if (imap_select(s->imap, s->mailbox, &s->uidvalidity, &uidnext,
 	    err) < 0)
@@ -946,7 +982,8 @@ sync_mailbox(struct sync *s, struct err *err)
 		return -1;
 	for (;;) {
 		uint32_t *uids = NULL;
-		size_t n = 0, done = 0;
+		size_t n = 0;
+		int r;
 
 		if (*s->ctx->stop)
 			return 0;
@@ -955,44 +992,18 @@ sync_mailbox(struct sync *s, struct err *err)
 			return -1;
 		if (n == 0)
 			return 0;
-		while (done < n) {
-			struct imap_msg msgs[LIMIT_IMAP_BATCH];
-			size_t k = n - done, nm = 0, take = 0, bytes = 0;
-
-			if (k > (size_t)s->cfg->imap.batch)
-				k = (size_t)s->cfg->imap.batch;
-			if (imap_list(s->imap, uids + done, k, msgs, &nm,
-			    err) < 0)
-				goto out;
-			/* all expunged: move past them */
-			if (nm == 0) {
-				done += k;
-				continue;
-			}
-			/* cut the chunk where the bodies pass CHUNK_BYTES */
-			while (take < nm) {
-				size_t sz = msgs[take].size > LIMIT_MAIL_SIZE ? 0 :
-				    msgs[take].size;
-
-				if (take > 0 && bytes + sz > CHUNK_BYTES)
-					break;
-				bytes += sz;
-				take++;
-			}
-			if (do_chunk(s, msgs, take, err) < 0)
-				goto out;
-			last = msgs[take - 1].uid;
-			while (done < n && uids[done] <= last)
-				done++;
-			if (*s->ctx->stop)
-				break;
+		before = last;
+		r = ingest_uids(s, uids, n, &last, err);
+		free(uids);
+		if (r < 0)
+			return -1;
+		if (last == before && !*s->ctx->stop) {
+			/* the UIDs found are gone by the time of the FETCH: the
+			 * next run looks again (never a busy loop) */
+			log_info("event=imap_sync_no_progress mailbox=%s "
+			    "last_uid=%u", Q(s->mailbox), last);
+			return 0;
 		}
-		free(uids);
-		uids = NULL;
-		continue;
-out:
-		free(uids);
-		return ret;
 	}
 }
 
