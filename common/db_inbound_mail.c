@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/crypto.h"
+#include "common/mem.h"
 
 #define I64(buf, v) snprintf((buf), sizeof(buf), "%lld", (long long)(v))
 
@@ -477,16 +478,12 @@ db_inbound_decide_held(struct db *db, int64_t id, bool confirm,
 			    PQunescapeBytea((const unsigned char *)
 			    PQgetvalue(res, 0, 2), &len);
 
-			h->raw = malloc(len + 1);
-			if (h->raw == NULL) {
-				ret = err_set(err, true, "out of memory");
-			} else {
-				if (raw != NULL)
-					memcpy(h->raw, raw, len);
-				h->raw[len] = '\0';
-				h->raw_len = len;
-				ret = 1;
-			}
+			h->raw = xmalloc(len + 1);
+			if (raw != NULL)
+				memcpy(h->raw, raw, len);
+			h->raw[len] = '\0';
+			h->raw_len = len;
+			ret = 1;
 			PQfreemem(raw);
 		}
 	}

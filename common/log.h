@@ -44,4 +44,8 @@ void log_fatal_msg(const char *msg);
  * dst (ending in "..." when cut). s may be NULL ("-"). Returns dst. */
 char *log_quote(char *dst, size_t size, const char *s);
 
+/* log_quote() into a buffer of its own (a compound literal, alive to the
+ * end of the enclosing block): for an argument of one log call. */
+#define LOG_Q(s) log_quote((char[300]){ 0 }, 300, (s))
+
 #endif

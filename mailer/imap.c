@@ -1021,6 +1021,21 @@ date_time_unix(const struct mailimap_date_time *d)
 	return (int64_t)timegm(&tm) - off;
 }
 
+/* The checks of a command on uids[n] of the selected mailbox: -1 err set,
+ * 0 nothing to do (n is 0), 1 go on. */
+static int
+batch_ok(struct imap_conn *c, size_t n, const char *what, struct err *err)
+{
+	if (usable(c, err) < 0)
+		return -1;
+	if (!c->selected)
+		return err_set(err, false, "imap: %s: no mailbox selected", what);
+	if (n > LIMIT_IMAP_BATCH)
+		return err_set(err, false, "imap: %s: over %d UIDs at once", what,
+		    LIMIT_IMAP_BATCH);
+	return n > 0;
+}
+
 int
 imap_list(struct imap_conn *c, const uint32_t *uids, size_t n,
     struct imap_msg *out, size_t *nout_r, struct err *err)
@@ -1028,17 +1043,12 @@ imap_list(struct imap_conn *c, const uint32_t *uids, size_t n,
 	struct mailimap_fetch_att *what[2];
 	clist *fetched = NULL;
 	size_t k = 0;
+	int r;
 
 	*nout_r = 0;
-	if (usable(c, err) < 0)
-		return -1;
-	if (!c->selected)
-		return err_set(err, false, "imap: FETCH: no mailbox selected");
-	if (n == 0)
-		return 0;
-	if (n > LIMIT_IMAP_BATCH)
-		return err_set(err, false, "imap: FETCH: over %d UIDs at once",
-		    LIMIT_IMAP_BATCH);
+	r = batch_ok(c, n, "FETCH", err);
+	if (r <= 0)
+		return r;
 	what[0] = mailimap_fetch_att_new_rfc822_size();
 	what[1] = mailimap_fetch_att_new_internaldate();
 	if (uid_fetch_set(c, uid_set(uids, n), what, 2, LIMIT_IMAP_REPLY,
@@ -1078,17 +1088,11 @@ imap_fetch_many(struct imap_conn *c, const uint32_t *uids, size_t n,
 	struct mailimap_fetch_att *what;
 	clist *fetched = NULL;
 	size_t room;
-	int ret = -1;
+	int r, ret = -1;
 
-	if (usable(c, err) < 0)
-		return -1;
-	if (!c->selected)
-		return err_set(err, false, "imap: FETCH: no mailbox selected");
-	if (n == 0)
-		return 0;
-	if (n > LIMIT_IMAP_BATCH)
-		return err_set(err, false, "imap: FETCH: over %d UIDs at once",
-		    LIMIT_IMAP_BATCH);
+	r = batch_ok(c, n, "FETCH", err);
+	if (r <= 0)
+		return r;
 	room = total + n * LIMIT_IMAP_FETCH_LINE + LIMIT_IMAP_FETCH_SLACK;
 	if (total > LIMIT_IMAP_REPLY)
 		return err_set(err, false, "imap: FETCH: %zu bytes at once is "
@@ -1100,8 +1104,7 @@ imap_fetch_many(struct imap_conn *c, const uint32_t *uids, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const char *p;
 		size_t len;
-		int r = section_of(fetched, uids[i], &p, &len);
-
+		r = section_of(fetched, uids[i], &p, &len);
 		if (r == 0)
 			continue;                   /* expunged meanwhile */
 		if (r < 0) {
@@ -1183,15 +1186,9 @@ imap_mark_done(struct imap_conn *c, const uint32_t *uids, size_t n,
 {
 	int r;
 
-	if (usable(c, err) < 0)
-		return -1;
-	if (!c->selected)
-		return err_set(err, false, "imap: STORE: no mailbox selected");
-	if (n == 0)
-		return 0;
-	if (n > LIMIT_IMAP_BATCH)
-		return err_set(err, false, "imap: STORE: over %d UIDs at once",
-		    LIMIT_IMAP_BATCH);
+	r = batch_ok(c, n, "STORE", err);
+	if (r <= 0)
+		return r;
 	if (move_to != NULL && move_to[0] != '\0') {
 		struct mailimap_set *set;
 

@@ -69,13 +69,13 @@ enqueue_sync(struct worker *w, struct db *db, const char *mailbox)
 	snprintf(key, sizeof key, "imap_sync:%s", mailbox);
 	if (!db_ok(db) && db_reconnect(db, &err) < 0) {
 		log_warn("event=imap_watch_db_error error=%s",
-		    log_quote((char[300]){ 0 }, 300, err.msg));
+		    LOG_Q(err.msg));
 		return -1;
 	}
 	r = db_jobs_enqueue(db, &j, &id, &err);
 	if (r < 0)
 		log_warn("event=imap_watch_db_error error=%s",
-		    log_quote((char[300]){ 0 }, 300, err.msg));
+		    LOG_Q(err.msg));
 	(void)w;
 	return r;
 }
@@ -127,11 +127,11 @@ imap_watch_main(void *arg)
 
 	while (!w->stop && db_open(&o, &db, &err) < 0) {
 		log_warn("event=imap_watch_db_error error=%s",
-		    log_quote((char[300]){ 0 }, 300, err.msg));
+		    LOG_Q(err.msg));
 		nap(w, 5000);
 	}
 	log_info("event=imap_watch_started mailbox=%s idle=%s poll_s=%d",
-	    log_quote((char[300]){ 0 }, 300, cfg->imap.mailbox),
+	    LOG_Q(cfg->imap.mailbox),
 	    idle ? "yes" : "no", cfg->imap.poll_s);
 	while (!w->stop) {
 		int64_t t = now_ms(), wait;
@@ -167,7 +167,7 @@ imap_watch_main(void *arg)
 				log_warn("event=imap_watch_error error=%s "
 				    "retry_ms=%lld note=\"polling every %d s "
 				    "meanwhile\"",
-				    log_quote((char[300]){ 0 }, 300, err.msg),
+				    LOG_Q(err.msg),
 				    (long long)open_backoff, cfg->imap.poll_s);
 				next_open = now_ms() + open_backoff;
 				if (open_backoff < 300000)
@@ -189,7 +189,7 @@ imap_watch_main(void *arg)
 			break;
 		default:
 			log_warn("event=imap_watch_error error=%s",
-			    log_quote((char[300]){ 0 }, 300, err.msg));
+			    LOG_Q(err.msg));
 			imap_close(&c);
 			next_open = now_ms() + open_backoff;
 			break;

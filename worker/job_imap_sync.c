@@ -62,8 +62,6 @@
 #include "worker/handlers.h"
 #include "worker/outbox.h"      /* OUTBOX_KEY_ID */
 
-/* An untrusted value for a log line (each use its own buffer). */
-#define Q(s) log_quote((char[300]){ 0 }, 300, (s))
 #define CHUNK_BYTES (8 * 1024 * 1024)   /* body bytes fetched at once */
 #define RED_FLAGS_MAX 200
 #define RED_FLAG_LEN 100
@@ -471,7 +469,7 @@ ingest_message(struct sync *s, struct item *it, const struct db_thread *t,
 	if (flag != NULL) {
 		log_warn("event=urgent_message patient=%lld message=%lld "
 		    "phrase=%s", (long long)t->patient_id,
-		    (long long)message_id, Q(flag));
+		    (long long)message_id, LOG_Q(flag));
 		if (t->autoack) {
 			char payload[128], key[96], day[16];
 
@@ -694,7 +692,7 @@ ingest_one_guarded(struct sync *s, struct item *it, struct err *err)
 	if (db_cmd(s->ctx->db, "ROLLBACK TO SAVEPOINT one", 0, NULL, err) < 0)
 		return -1;
 	log_warn("event=ingest_refused uid=%u error=%s", it->uid,
-	    Q(e1.msg));
+	    LOG_Q(e1.msg));
 	{
 		struct db_inbound_row row;
 		char msgid[1000], reason[500];
@@ -748,8 +746,9 @@ analyze(struct sync *s, struct item *it)
 {
 	struct err e = { 0 };
 
-	crypto_sha256(it->raw, it->len, it->sha);
-	if (it->too_large) {
+	if (!it->too_large) {
+		crypto_sha256(it->raw, it->len, it->sha);
+	} else {
 		/* the header only: hash it with the size, so the same big mail
 		 * after a UIDVALIDITY change is still the same */
 		crypto_hash_sha256_state st;
@@ -870,7 +869,7 @@ do_chunk(struct sync *s, const struct imap_msg *msgs, size_t n,
 		if (err->temp)
 			goto out;
 		log_warn("event=ingest_chunk_refused first_uid=%u error=%s "
-		    "action=retry_one_by_one", uids[0], Q(err->msg));
+		    "action=retry_one_by_one", uids[0], LOG_Q(err->msg));
 		err_clear(err);
 		if (chunk_tx(s, true, err) < 0)
 			goto out;
@@ -878,7 +877,7 @@ do_chunk(struct sync *s, const struct imap_msg *msgs, size_t n,
 	log_info("event=ingested mailbox=%s uidvalidity=%u uids=%u-%u "
 	    "messages=%lld held=%lld quarantined=%lld auto_replies=%lld "
 	    "bounces=%lld rejected=%lld duplicates=%lld already=%lld",
-	    Q(s->mailbox), s->uidvalidity, uids[0], uids[n - 1],
+	    LOG_Q(s->mailbox), s->uidvalidity, uids[0], uids[n - 1],
 	    s->count[C_MESSAGE], s->count[C_HELD], s->count[C_QUARANTINED],
 	    s->count[C_AUTO], s->count[C_BOUNCE], s->count[C_REJECTED],
 	    s->count[C_DUP], s->count[C_SEEN]);
@@ -891,8 +890,8 @@ do_chunk(struct sync *s, const struct imap_msg *msgs, size_t n,
 		if (imap_mark_done(s->imap, uids, n, folder[0] ? folder : NULL,
 		    &e2) < 0)
 			log_warn("event=imap_mark_failed mailbox=%s uids=%u-%u "
-			    "error=%s", Q(s->mailbox), uids[0],
-			    uids[n - 1], Q(e2.msg));
+			    "error=%s", LOG_Q(s->mailbox), uids[0],
+			    uids[n - 1], LOG_Q(e2.msg));
 	}
 	ret = 0;
 out:
@@ -918,7 +917,7 @@ mark_leftovers(struct sync *s, uint32_t last, struct err *err)
 	r = imap_mark_done(s->imap, uids, n, folder[0] ? folder : NULL, err);
 	if (r == 0)
 		log_info("event=imap_marked_leftovers mailbox=%s count=%zu",
-		    Q(s->mailbox), n);
+		    LOG_Q(s->mailbox), n);
 	free(uids);
 	return r;
 }
@@ -976,7 +975,7 @@ sync_mailbox(struct sync *s, struct err *err)
 		return -1;
 	if (last == 0 && other)
 		log_warn("event=uidvalidity_changed mailbox=%s uidvalidity=%u "
-		    "action=resync_by_content_hash", Q(s->mailbox),
+		    "action=resync_by_content_hash", LOG_Q(s->mailbox),
 		    s->uidvalidity);
 	if (mark_leftovers(s, last, err) < 0)
 		return -1;
@@ -1001,7 +1000,7 @@ sync_mailbox(struct sync *s, struct err *err)
 			/* the UIDs found are gone by the time of the FETCH: the
 			 * next run looks again (never a busy loop) */
 			log_info("event=imap_sync_no_progress mailbox=%s "
-			    "last_uid=%u", Q(s->mailbox), last);
+			    "last_uid=%u", LOG_Q(s->mailbox), last);
 			return 0;
 		}
 	}
@@ -1073,7 +1072,7 @@ job_imap_sync(struct job_ctx *ctx, struct err *err)
 		goto out_free;
 	if (r == 0) {
 		log_info("event=imap_sync_busy mailbox=%s note=\"another "
-		    "ingester holds the mailbox\"", Q(s->mailbox));
+		    "ingester holds the mailbox\"", LOG_Q(s->mailbox));
 		ret = 0;
 		goto out_free;
 	}

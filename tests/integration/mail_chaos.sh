@@ -42,6 +42,7 @@ check "$N notify jobs queued" test "$(psql_db "SELECT count(*) FROM jobs WHERE k
 
 left() { psql_db "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"; }
 kills=0
+none_left() { [ "$(left)" = 0 ]; }   # re-evaluated at every poll
 t0=$(date +%s)
 while [ "$(left)" != 0 ] && [ $(($(date +%s) - t0)) -lt 240 ]; do
 	"$worker" -c "$conf" >>"$logs/worker.log" 2>&1 &
@@ -51,7 +52,7 @@ while [ "$(left)" != 0 ] && [ $(($(date +%s) - t0)) -lt 240 ]; do
 		kill -9 "$w" 2>/dev/null && kills=$((kills + 1))
 		wait "$w" 2>/dev/null
 	else
-		wait_for 120 test "$(left)" = 0
+		wait_for 120 none_left
 		kill -TERM "$w"; wait "$w"
 	fi
 done

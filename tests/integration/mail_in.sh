@@ -124,6 +124,9 @@ mk stranger gmail.eml "stranger.$run@elsewhere.test" "reply@practice.test" "st.$
 mk dup urgent.eml "$ann" "$to_ann" "gm.$run@mail.test"
 mk dsn dsn.eml "MAILER-DAEMON@patients.test" "bounce+$btok@practice.test" "ds.$run@mail.test" "$cyd"
 sent=0
+inbox() {  # inbox N [FIELD]: does the INBOX hold N mails (FIELD 2: N \Seen)?
+	[ "$(py status "${imapargs[@]}" INBOX | cut -d' ' -f"${2:-1}")" = "$1" ]
+}
 envelope() {  # envelope NAME: sends it with From and To as envelope
 	local to frm
 	to=$(sed -n 's/^To: .*<\(.*\)>.*/\1/p; s/^To: \([^<]*\)$/\1/p' "$logs/$1.eml" | head -1 | tr -d '\r')
@@ -134,10 +137,10 @@ for n in gmail outlook apple tb urgent ooo att wrong forged expired notoken stra
 	envelope "$n" && sent=$((sent + 1))
 done
 # The duplicate must come after the original: wait for those to arrive.
-wait_for 30 test "$(py status "${imapargs[@]}" INBOX | cut -d' ' -f1)" = 12 ||
+wait_for 30 inbox 12 ||
 	not_ok "12 mails arrived in the mailbox" "$(py status "${imapargs[@]}" INBOX)"
 envelope dup && sent=$((sent + 1))
-wait_for 30 test "$(py status "${imapargs[@]}" INBOX | cut -d' ' -f1)" = 13
+wait_for 30 inbox 13
 # The DSN comes from the null sender to the bounce address; the stack
 # delivers *@practice.test by local part, so it goes to the reply mailbox
 # by APPEND (as an aliased bounce domain would deliver it).
@@ -147,7 +150,7 @@ py append "${imapargs[@]}" INBOX "$logs/dsn.eml" && sent=$((sent + 1))
   head -c $((26 * 1024 * 1024)) /dev/zero | tr '\0' 'x' | fold -w 76 | sed 's/$/\r/'; } >"$logs/big.eml"
 py append "${imapargs[@]}" INBOX "$logs/big.eml" && sent=$((sent + 1))
 check "15 test mails handed to Postfix or Dovecot" test "$sent" -eq 15
-wait_for 30 test "$(py status "${imapargs[@]}" INBOX | cut -d' ' -f1)" = 15 ||
+wait_for 30 inbox 15 ||
 	not_ok "all 15 mails arrived in the mailbox" "$(py status "${imapargs[@]}" INBOX)"
 
 # --- ingest -------------------------------------------------------------------
@@ -248,7 +251,7 @@ check "mailbox_state is at the highest UID of this UIDVALIDITY, past all 15 mail
 		JOIN inbound_mail i ON i.mailbox = s.mailbox AND i.uidvalidity = s.uidvalidity
 		WHERE s.mailbox = 'INBOX' AND s.uidvalidity = $uv GROUP BY s.last_uid" t
 check "every mail is flagged \\Seen on the server after the commit" \
-	wait_for 10 test "$(py status "${imapargs[@]}" INBOX | cut -d' ' -f2)" = 15
+	wait_for 10 inbox 15 2
 
 # --- IDLE: a new reply is ingested at once (poll_s is 60) ---------------------
 mk idle gmail.eml "$ann" "$to_ann" "id.$run@mail.test"
