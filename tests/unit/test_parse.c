@@ -292,15 +292,6 @@ test_parse_classify(void **state)
 	parsed_mail_free(&pm);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* levels nested multiparts, each with its own boundary. */
 static void
 nest(struct buf *b, int levels)
@@ -330,8 +321,12 @@ test_parse_bombs(void **state)
 {
 	struct buf b;
 	struct err err;
-	double t0;
 
+	/* What is asserted is where each bomb is refused (the error names
+	 * the cap that stopped it), not how long it took: a benchmark
+	 * measures time, a test does not. The pre-scan of the raw text
+	 * refuses by counting before libetpan parses anything; the libFuzzer
+	 * targets (make fuzz) run with a per-input time limit. */
 	(void)state;
 	buf_init(&b, 64 * 1024 * 1024);
 	/* 9 levels of nesting: fine */
@@ -345,13 +340,14 @@ test_parse_bombs(void **state)
 	assert_int_equal(parse_buf(&b, &err), -1);
 	assert_non_null(strstr(err.msg, "nesting"));
 	assert_false(err.temp);
-	/* 50,000 levels: refused before libetpan recurses, quickly */
+	/* 50,000 levels: refused by the pre-scan (it counts the parts),
+	 * before libetpan would recurse into them */
 	buf_reset(&b);
 	assert_int_equal(buf_adds(&b, HDR "Subject: bomb\n"), 0);
 	nest(&b, 50000);
-	t0 = now_s();
 	assert_int_equal(parse_buf(&b, &err), -1);
-	assert_true(now_s() - t0 < 1.0);
+	assert_non_null(strstr(err.msg, "more than"));
+	assert_null(strstr(err.msg, "nesting"));
 	/* 1,000 parts in one multipart */
 	buf_reset(&b);
 	assert_int_equal(buf_adds(&b, HDR "Subject: parts\nContent-Type: "
@@ -359,10 +355,9 @@ test_parse_bombs(void **state)
 	for (int i = 0; i < 1000; i++)
 		assert_int_equal(buf_adds(&b, "--p\n\nx\n"), 0);
 	assert_int_equal(buf_adds(&b, "--p--\n"), 0);
-	t0 = now_s();
 	assert_int_equal(parse_buf(&b, &err), -1);
-	assert_non_null(strstr(err.msg, "parts"));
-	assert_true(now_s() - t0 < 1.0);
+	assert_non_null(strstr(err.msg, "more than"));
+	assert_non_null(strstr(err.msg, "MIME parts"));
 	/* 150 parts: fine */
 	buf_reset(&b);
 	assert_int_equal(buf_adds(&b, HDR "Subject: parts\nContent-Type: "
@@ -378,9 +373,8 @@ test_parse_bombs(void **state)
 	    "multipart/mixed; boundary=\"a\\b\"\n\n"), 0);
 	for (int i = 0; i < 20000; i++)
 		assert_int_equal(buf_adds(&b, "--ab\n\nx\n"), 0);
-	t0 = now_s();
 	assert_int_equal(parse_buf(&b, &err), -1);
-	assert_true(now_s() - t0 < 1.0);
+	assert_non_null(strstr(err.msg, "lines that may start MIME parts"));
 	/* "--p junk" lines are text, not delimiters: 1,000 of them parse */
 	buf_reset(&b);
 	assert_int_equal(buf_adds(&b, HDR "Subject: junk\nContent-Type: "
@@ -396,10 +390,8 @@ test_parse_bombs(void **state)
 	for (int i = 0; i < 6 * 1024 * 1024 / 57; i++)
 		assert_int_equal(buf_adds(&b, "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
 		    "QUFBQUFBQUFB\n"), 0);
-	t0 = now_s();
 	assert_int_equal(parse_buf(&b, &err), -1);
 	assert_non_null(strstr(err.msg, "more than"));
-	assert_true(now_s() - t0 < 2.0);
 	/* raw over the message cap: refused before any parsing */
 	buf_reset(&b);
 	assert_int_equal(buf_adds(&b, HDR "Subject: huge\n\n"), 0);
