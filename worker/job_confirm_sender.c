@@ -101,7 +101,7 @@ job_confirm_sender(struct job_ctx *ctx, struct err *err)
 	struct buf msg;
 	char token[CRYPTO_B64URL_LEN(CRYPTO_TOKEN_BYTES)];
 	char link[LINK_MAX], days[16], sender[LIMIT_EMAIL + 1];
-	char msgid[COMPOSE_MSGID_NEW_SIZE + 2], bounce[TOKEN_ADDRESS_SIZE];
+	char msgid[COMPOSE_MSGID_NEW_SIZE + 2];
 	uint8_t th[CRYPTO_HASH_BYTES];
 	int64_t mail_id = 0, token_id;
 	int rc, ret = -1;
@@ -139,22 +139,11 @@ job_confirm_sender(struct job_ctx *ctx, struct err *err)
 			    "sender is not a plain address");
 		goto out;
 	}
-	{
-		struct db_delivery_new dn = {
-			.job_id = j->id,
-			.kind = DELIVERY_KIND,
-			.practice_id = f.practice_id,
-			.patient_id = f.patient_id,
-			.recipient = f.email,
-		};
-		int r = outbox_delivery(ctx, &d, &dn, f.from_address,
-		    f.suppressed, f.suppression_reason, msgid, sizeof msgid,
-		    err);
-
-		if (r <= 0) {
-			ret = r;
-			goto out;
-		}
+	rc = outbox_followup_delivery(ctx, &d, DELIVERY_KIND, &f, msgid,
+	    sizeof msgid, err);
+	if (rc <= 0) {
+		ret = rc;                /* 0: suppressed, done */
+		goto out;
 	}
 	if (f.age_s >= (int64_t)CONFIRM_GIVE_UP_H * 3600) {
 		outbox_give_up(ctx, d.id, err, "confirm_sender: gave up: not sent "
@@ -189,32 +178,11 @@ job_confirm_sender(struct job_ctx *ctx, struct err *err)
 			goto out;
 		}
 	}
-	{
-		struct compose_mail m = {
-			.from = { f.from_name[0] != '\0' ? f.from_name
-			                                 : f.practice_name,
-			          f.from_address },
-			.to = { NULL, f.email },
-			.subject = tm.subject,
-			.message_id = msgid,
-			.auto_submitted = true,
-			.text = tm.text,
-			.html = tm.html,
-		};
-		if (compose_build(&m, &msg, err) < 0) {
-			outbox_give_up(ctx, d.id, err, "confirm_sender: compose: "
-			    "%s", err->msg);
-			goto out;
-		}
-	}
-	if (outbox_bounce_address(ob, d.id, bounce, err) < 0) {
-		outbox_give_up(ctx, d.id, err, "confirm_sender: %s", err->msg);
-		goto out;
-	}
 	log_info("event=confirm_token_made job=%lld delivery=%lld "
 	    "inbound_mail=%lld token_row=%lld", (long long)j->id,
 	    (long long)d.id, (long long)mail_id, (long long)token_id);
-	ret = outbox_send(ctx, ob, d.id, bounce, f.email, &msg, err);
+	ret = outbox_followup_send(ctx, ob, d.id, "confirm_sender", &f, &tm,
+	    msgid, false, &msg, err);
 out:
 	sodium_memzero(token, sizeof token);
 	sodium_memzero(link, sizeof link);

@@ -123,8 +123,7 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 	struct template_mail tm = { 0 };
 	struct buf msg;
 	char link[LINK_MAX];
-	char msgid[COMPOSE_MSGID_NEW_SIZE + 2], bounce[TOKEN_ADDRESS_SIZE];
-	const char *refs[1];
+	char msgid[COMPOSE_MSGID_NEW_SIZE + 2];
 	int rc, ret = -1;
 
 	buf_init(&msg, LIMIT_MAIL_SIZE);
@@ -155,22 +154,11 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 		ret = 0;
 		goto out;
 	}
-	{
-		struct db_delivery_new dn = {
-			.job_id = j->id,
-			.kind = DELIVERY_KIND,
-			.practice_id = f.practice_id,
-			.patient_id = f.patient_id,
-			.recipient = f.email,
-		};
-		int r = outbox_delivery(ctx, &d, &dn, f.from_address,
-		    f.suppressed, f.suppression_reason, msgid, sizeof msgid,
-		    err);
-
-		if (r <= 0) {
-			ret = r;
-			goto out;
-		}
+	rc = outbox_followup_delivery(ctx, &d, DELIVERY_KIND, &f, msgid,
+	    sizeof msgid, err);
+	if (rc <= 0) {
+		ret = rc;                /* 0: suppressed, done */
+		goto out;
 	}
 	if (f.age_s >= (int64_t)REJECTION_GIVE_UP_H * 3600) {
 		outbox_give_up(ctx, d.id, err, "rejection_notice: gave up: not "
@@ -196,38 +184,11 @@ job_rejection_notice(struct job_ctx *ctx, struct err *err)
 			goto out;
 		}
 	}
-	refs[0] = f.in_reply_to;
-	{
-		struct compose_mail m = {
-			.from = { f.from_name[0] != '\0' ? f.from_name
-			                                 : f.practice_name,
-			          f.from_address },
-			.to = { NULL, f.email },
-			.subject = tm.subject,
-			.message_id = msgid,
-			.in_reply_to = f.in_reply_to[0] != '\0' ? f.in_reply_to
-			                                        : NULL,
-			.references = refs,
-			.n_references = f.in_reply_to[0] != '\0' ? 1 : 0,
-			.auto_submitted = true,
-			.auto_replied = true,
-			.text = tm.text,
-			.html = tm.html,
-		};
-		if (compose_build(&m, &msg, err) < 0) {
-			outbox_give_up(ctx, d.id, err, "rejection_notice: compose: "
-			    "%s", err->msg);
-			goto out;
-		}
-	}
-	if (outbox_bounce_address(ob, d.id, bounce, err) < 0) {
-		outbox_give_up(ctx, d.id, err, "rejection_notice: %s", err->msg);
-		goto out;
-	}
 	log_info("event=rejection_notice_compose job=%lld delivery=%lld "
 	    "reason=%s inbound_mail=%lld", (long long)j->id, (long long)d.id,
 	    p.reason, (long long)p.mail_id);
-	ret = outbox_send(ctx, ob, d.id, bounce, f.email, &msg, err);
+	ret = outbox_followup_send(ctx, ob, d.id, "rejection_notice", &f, &tm,
+	    msgid, true, &msg, err);
 out:
 	buf_fini(&msg);
 	template_mail_fini(&tm);

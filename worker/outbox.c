@@ -359,3 +359,54 @@ outbox_delivery_find(struct job_ctx *ctx, const char *kind,
 		    (long long)d->id, d->state);
 	return 1;
 }
+
+int
+outbox_followup_delivery(struct job_ctx *ctx, struct db_delivery *d,
+    const char *kind, const struct db_followup *f, char *msgid, size_t size,
+    struct err *err)
+{
+	struct db_delivery_new dn = {
+		.job_id = ctx->job->id,
+		.kind = kind,
+		.practice_id = f->practice_id,
+		.patient_id = f->patient_id,
+		.recipient = f->email,
+	};
+
+	return outbox_delivery(ctx, d, &dn, f->from_address, f->suppressed,
+	    f->suppression_reason, msgid, size, err);
+}
+
+int
+outbox_followup_send(struct job_ctx *ctx, struct outbox *ob,
+    int64_t delivery_id, const char *what, const struct db_followup *f,
+    const struct template_mail *tm, const char *msgid, bool reply,
+    struct buf *msg, struct err *err)
+{
+	const char *refs[1] = { f->in_reply_to };
+	bool re = reply && f->in_reply_to[0] != '\0';
+	char bounce[TOKEN_ADDRESS_SIZE];
+	struct compose_mail m = {
+		.from = { f->from_name[0] != '\0' ? f->from_name
+		                                  : f->practice_name,
+		          f->from_address },
+		.to = { NULL, f->email },
+		.subject = tm->subject,
+		.message_id = msgid,
+		.in_reply_to = re ? f->in_reply_to : NULL,
+		.references = refs,
+		.n_references = re ? 1 : 0,
+		.auto_submitted = true,
+		.auto_replied = reply,
+		.text = tm->text,
+		.html = tm->html,
+	};
+
+	if (compose_build(&m, msg, err) < 0)
+		return outbox_give_up(ctx, delivery_id, err, "%s: compose: %s",
+		    what, err->msg);
+	if (outbox_bounce_address(ob, delivery_id, bounce, err) < 0)
+		return outbox_give_up(ctx, delivery_id, err, "%s: %s", what,
+		    err->msg);
+	return outbox_send(ctx, ob, delivery_id, bounce, f->email, msg, err);
+}

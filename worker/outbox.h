@@ -23,6 +23,7 @@
 #include "common/buf.h"
 #include "common/crypto.h"
 #include "common/db_deliveries.h"
+#include "common/db_followups.h"
 #include "common/err.h"
 #include "mailer/smtp.h"
 #include "mailer/template.h"
@@ -97,5 +98,22 @@ int outbox_delivery(struct job_ctx *ctx, struct db_delivery *d,
  * permanent, so handlers can `return outbox_give_up(…)`. */
 int outbox_give_up(struct job_ctx *ctx, int64_t delivery_id,
     struct err *err, const char *fmt, ...) PRINTF_LIKE(4, 5);
+
+/* The two halves every one-mail follow-up (confirm_sender,
+ * rejection_notice, urgent_ack) shares, to the patient f->email from the
+ * practice's identity in f. outbox_followup_delivery: outbox_delivery for
+ * this job's row of kind. outbox_followup_send: the mail composed from tm
+ * (with reply, an automatic reply to f->in_reply_to when there is one),
+ * then sent with the delivery's bounce address; a mail that cannot be
+ * composed gives the delivery up, prefixed with what. msg is the caller's,
+ * so it can wipe what it put in. Results as outbox_delivery and
+ * outbox_send. */
+int outbox_followup_delivery(struct job_ctx *ctx, struct db_delivery *d,
+    const char *kind, const struct db_followup *f, char *msgid, size_t size,
+    struct err *err);
+MUST_CHECK int outbox_followup_send(struct job_ctx *ctx, struct outbox *ob,
+    int64_t delivery_id, const char *what, const struct db_followup *f,
+    const struct template_mail *tm, const char *msgid, bool reply,
+    struct buf *msg, struct err *err);
 
 #endif
