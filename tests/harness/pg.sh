@@ -39,8 +39,10 @@ as_owner() {
 	fi
 }
 
+# The probe connects in a subshell: an exec in a { } group would leave fd 3
+# open in this shell (and in the server it starts) when it connects.
 port_free() {
-	! { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 running() {
@@ -84,14 +86,33 @@ start)
 			{ rm -f "$pwtmp"; tail -5 "$pgd/initdb.log" >&2; die "initdb failed"; }
 		rm -f "$pwtmp"
 	fi
+	# One start at a time on this machine picks a port and binds it, so
+	# two test runs starting together cannot pick the same free port (as
+	# tests/harness/mailstack.sh does). fd 8 is closed for the server, so
+	# the lock ends with this script. A port taken by anything else
+	# between the probe and the bind: the next one, up to 5 times.
+	lock=/tmp/postern-pg.lock
+	(umask 0; : >>"$lock") 2>/dev/null || true
+	exec 8<"$lock" || die "cannot open $lock"
+	flock -w 120 8 || die "could not lock $lock (another start hangs?)"
 	port=55432
-	while ! port_free $port; do port=$((port + 1)); done
-	echo $port >"$pgd/port"
-	opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgd/sock"
-	opts="$opts -c max_connections=200 -c shared_buffers=128MB"
-	[ -n "$fast" ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-	as_owner "$bindir/pg_ctl" -D "$data" -o "$opts" -l "$pgd/server.log" -w -t 30 start \
-		>/dev/null 2>&1 || { tail -5 "$pgd/server.log" >&2; die "server did not start"; }
+	for attempt in 1 2 3 4 5; do
+		while ! port_free $port; do port=$((port + 1)); done
+		echo $port >"$pgd/port"
+		opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgd/sock"
+		opts="$opts -c max_connections=200 -c shared_buffers=128MB"
+		[ -n "$fast" ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		if as_owner "$bindir/pg_ctl" -D "$data" -o "$opts" -l "$pgd/server.log" -w -t 30 start \
+			>/dev/null 2>&1 8<&-; then
+			break
+		fi
+		if [ $attempt = 5 ] || ! tail -20 "$pgd/server.log" | grep -q 'could not bind\|already in use'; then
+			tail -5 "$pgd/server.log" >&2
+			die "server did not start"
+		fi
+		port=$((port + 1))
+	done
+	exec 8<&-
 	psql_super -d postgres -c "SELECT 1" >/dev/null 2>&1 || die "server started but login failed"
 	if ! psql_super -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='postern'" | grep -q 1; then
 		psql_super -d postgres -c "CREATE DATABASE postern" >/dev/null
