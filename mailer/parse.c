@@ -423,6 +423,15 @@ header_block_len(const char *raw, size_t len, size_t *body_off_r)
 	return len;
 }
 
+size_t
+parse_body_offset(const char *raw, size_t len)
+{
+	size_t off;
+
+	(void)header_block_len(raw, len, &off);
+	return off;
+}
+
 /* The first "name:" header of h[n], unfolded (CR and LF dropped), as a new
  * string (raw bytes), or NULL. */
 static char *

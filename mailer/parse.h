@@ -82,6 +82,10 @@ MUST_CHECK int parse_mail(const char *raw, size_t len,
 
 void parsed_mail_free(struct parsed_mail **pmp);   /* NULL-safe; sets NULL */
 
+/* Where raw[len]'s body starts: the length of its header block with the
+ * empty line that ends it (LF or CRLF), or len when there is none. */
+size_t parse_body_offset(const char *raw, size_t len);
+
 /* Points h at pm's headers for classify_mail() (borrowed: valid while pm
  * lives). rcpt[4] is caller storage for To, Cc, Delivered-To and
  * X-Original-To. bounce_domain and self are left NULL. */

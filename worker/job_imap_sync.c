@@ -34,9 +34,10 @@
  *   quarantined  expired, invalid or missing token, unknown thread
  *   duplicate    the thread already has this Message-ID
  * In-Reply-To and References never attach mail to a thread: only the
- * token does. Patients writing with an expired or no token, or too large a
- * mail, get one rejection_notice per reason per day (never automatic mail,
- * never unknown addresses: no backscatter). */
+ * token does. Patients writing with an expired or no token, too large a
+ * mail or one whose MIME we refuse (judged by its header alone) get one
+ * rejection_notice per reason per day (never automatic mail, never unknown
+ * addresses: no backscatter). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,7 @@ struct item {
 	bool too_large;
 	bool analyzed;             /* ib is valid */
 	char refused[300];         /* why MIME was refused, "" if it was not */
+	bool hdr_only;             /* MIME refused: ib is of the header alone */
 	struct inbound ib;
 	uint8_t sha[32];
 };
@@ -384,7 +386,8 @@ base_row(const struct sync *s, const struct item *it,
     struct db_inbound_row *r, char *msgid, size_t msgid_size,
     char **from_r, char **subject_r)
 {
-	const struct parsed_mail *pm = it->analyzed ? it->ib.pm : NULL;
+	const struct parsed_mail *pm = it->analyzed || it->hdr_only ?
+	    it->ib.pm : NULL;
 
 	*from_r = NULL;
 	*subject_r = NULL;
@@ -548,6 +551,8 @@ ingest_one(struct sync *s, struct item *it, struct err *err)
 		row.outcome = "rejected";
 		snprintf(reason, sizeof reason, "not_readable: %.280s", it->refused);
 		row.reason = reason;
+		if (it->hdr_only && it->ib.cls.kind == CLASSIFY_REPLY)
+			notice_reason = "not_readable";
 		s->count[C_REJECTED]++;
 	} else if (it->ib.cls.kind == CLASSIFY_AUTO_REPLY) {
 		row.outcome = "auto_reply";
@@ -762,17 +767,26 @@ analyze(struct sync *s, struct item *it)
 	}
 	if (inbound_analyze(it->raw, it->len, &s->io, &it->ib, &e) == 0) {
 		it->analyzed = true;
-	} else {
-		inbound_fini(&it->ib);
-		snprintf(it->refused, sizeof it->refused, "%s", e.msg);
+		return;
 	}
+	inbound_fini(&it->ib);
+	snprintf(it->refused, sizeof it->refused, "%s", e.msg);
+	/* What the header says is still worth having: who wrote, the
+	 * subject for the record, and whether the mail was automatic (a
+	 * person gets a rejection notice, a robot never does). */
+	size_t hl = parse_body_offset(it->raw, it->len);
+	if (!it->too_large && hl > 0 && hl < it->len &&
+	    inbound_analyze(it->raw, hl, &s->io, &it->ib, &e) == 0)
+		it->hdr_only = true;
+	else
+		inbound_fini(&it->ib);
 }
 
 static void
 items_free(struct sync *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->items[i].analyzed)
+		if (s->items[i].analyzed || s->items[i].hdr_only)
 			inbound_fini(&s->items[i].ib);
 		free(s->items[i].raw);
 	}
@@ -1186,7 +1200,7 @@ job_release_held(struct job_ctx *ctx, struct err *err)
 rollback:
 	db_rollback(ctx->db);
 out:
-	if (it.analyzed)
+	if (it.analyzed || it.hdr_only)
 		inbound_fini(&it.ib);
 	free(held.raw);
 	free(v[0]);

@@ -149,15 +149,29 @@ py append "${imapargs[@]}" INBOX "$logs/dsn.eml" && sent=$((sent + 1))
 { py fill "$fx/gmail.eml" FROM="$ann" FROM_NAME=Ann TO="$to_ann" MSGID="big.$run@mail.test" RUN="$run"
   head -c $((26 * 1024 * 1024)) /dev/zero | tr '\0' 'x' | fold -w 76 | sed 's/$/\r/'; } >"$logs/big.eml"
 py append "${imapargs[@]}" INBOX "$logs/big.eml" && sent=$((sent + 1))
-check "15 test mails handed to Postfix or Dovecot" test "$sent" -eq 15
-wait_for 30 inbox 15 ||
-	not_ok "all 15 mails arrived in the mailbox" "$(py status "${imapargs[@]}" INBOX)"
+# MIME we refuse (1,000 parts), from a patient and, marked automatic, from
+# another: only the person gets a notice (judged by the header alone).
+bomb() {  # bomb FROM MSGID [EXTRA_HEADER]
+	printf 'From: Patient <%s>\r\nTo: reply@practice.test\r\nSubject: Scan of my form\r\n' "$1"
+	printf 'Message-ID: <%s>\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n' "$2"
+	[ -n "${3:-}" ] && printf '%s\r\n' "$3"
+	printf 'Content-Type: multipart/mixed; boundary="p"\r\n\r\n'
+	for _ in $(seq 1000); do printf -- '--p\r\n\r\nx\r\n'; done
+	printf -- '--p--\r\n'
+}
+bomb "$ann" "bad.$run@mail.test" >"$logs/bad.eml"
+bomb "$bea" "badauto.$run@mail.test" "Auto-Submitted: auto-replied" >"$logs/badauto.eml"
+py append "${imapargs[@]}" INBOX "$logs/bad.eml" && sent=$((sent + 1))
+py append "${imapargs[@]}" INBOX "$logs/badauto.eml" && sent=$((sent + 1))
+check "17 test mails handed to Postfix or Dovecot" test "$sent" -eq 17
+wait_for 30 inbox 17 ||
+	not_ok "all 17 mails arrived in the mailbox" "$(py status "${imapargs[@]}" INBOX)"
 
 # --- ingest -------------------------------------------------------------------
 c1=$(mkconf w1 INBOX 60)
 start_worker w1 "$c1" || not_ok "the worker starts"
-check "the watcher enqueues imap_sync at start and the worker ingests all 15 mails" \
-	wait_sql 60 "SELECT count(*) FROM inbound_mail" 15
+check "the watcher enqueues imap_sync at start and the worker ingests all 17 mails" \
+	wait_sql 60 "SELECT count(*) FROM inbound_mail" 17
 
 contains "Gmail reply → message" "$(outcome "gm.$run@mail.test")" "message -"
 check "Gmail reply: the quote is cut, high confidence" \
@@ -213,9 +227,9 @@ contains "forged token → quarantined" "$(outcome "fo.$run@mail.test")" "quaran
 contains "expired token → quarantined" "$(outcome "ex.$run@mail.test")" "quarantined token_expired"
 contains "no token → quarantined (In-Reply-To never attaches mail)" "$(outcome "nt.$run@mail.test")" "quarantined no_token"
 contains "a stranger → quarantined" "$(outcome "st.$run@mail.test")" "quarantined no_token"
-check "rejection notices: Ann once for expired, once for no token, once for too large; never the stranger" \
+check "rejection notices: Ann once each for expired, no token, unreadable and too large; never the stranger" \
 	sql_is "SELECT string_agg(payload->>'reason', ',' ORDER BY payload->>'reason') FROM jobs WHERE kind = 'rejection_notice' AND payload->>'email' = '$ann'" \
-	"no_token,token_expired,too_large"
+	"no_token,not_readable,token_expired,too_large"
 check "no rejection notice to the stranger" \
 	sql_is "SELECT count(*) FROM jobs WHERE kind = 'rejection_notice' AND payload->>'email' LIKE 'stranger%'" 0
 check "quarantined mail keeps its raw bytes for review" \
@@ -236,6 +250,12 @@ check "DSN: the address is suppressed and Cyd's record shows a hard bounce" \
 check "DSN: owners/admins are told (Cyd has no coach)" \
 	sql_is "SELECT count(*) FROM staff_notifications WHERE type = 'mail_bounced' AND staff_user_id = $dana" 1
 
+contains "MIME we refuse → rejected, with the parser's reason" "$(outcome "bad.$run@mail.test")" "rejected not_readable: more than"
+check "unreadable mail: From and Subject recorded from its header, raw kept for review" \
+	sql_is "SELECT from_addr = '$ann' AND subject = 'Scan of my form' AND raw IS NOT NULL FROM inbound_mail WHERE message_id = 'bad.$run@mail.test'" t
+contains "unreadable automatic mail → rejected too" "$(outcome "badauto.$run@mail.test")" "rejected not_readable"
+check "unreadable automatic mail: no rejection notice (no backscatter to robots)" \
+	sql_is "SELECT count(*) FROM jobs WHERE kind = 'rejection_notice' AND payload->>'email' = '$bea'" 0
 contains "over 25 MiB → rejected, not fetched" "$(outcome "big.$run@mail.test")" "rejected too_large"
 check "the big mail is recorded from its header (From, size), raw not kept" \
 	sql_is "SELECT from_addr = '$ann' AND size > 26000000 AND raw IS NULL FROM inbound_mail WHERE message_id = 'big.$run@mail.test'" t
@@ -246,12 +266,12 @@ check "audit: the chain is linked (each prev_hash is its predecessor's hash)" \
 	sql_is "SELECT count(*) FROM audit_log a JOIN audit_log b ON b.id = a.id - 1 WHERE a.prev_hash IS DISTINCT FROM b.hash" 0
 uv=$(py status "${imapargs[@]}" INBOX | cut -d' ' -f3)
 # (the mailbox outlives a run: UIDs go on from earlier passes)
-check "mailbox_state is at the highest UID of this UIDVALIDITY, past all 15 mails" \
-	sql_is "SELECT s.last_uid = max(i.uid) AND count(*) = 15 FROM mailbox_state s
+check "mailbox_state is at the highest UID of this UIDVALIDITY, past all 17 mails" \
+	sql_is "SELECT s.last_uid = max(i.uid) AND count(*) = 17 FROM mailbox_state s
 		JOIN inbound_mail i ON i.mailbox = s.mailbox AND i.uidvalidity = s.uidvalidity
 		WHERE s.mailbox = 'INBOX' AND s.uidvalidity = $uv GROUP BY s.last_uid" t
 check "every mail is flagged \\Seen on the server after the commit" \
-	wait_for 10 inbox 15 2
+	wait_for 10 inbox 17 2
 
 # --- IDLE: a new reply is ingested at once (poll_s is 60) ---------------------
 mk idle gmail.eml "$ann" "$to_ann" "id.$run@mail.test"

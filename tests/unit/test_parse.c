@@ -403,6 +403,25 @@ test_parse_bombs(void **state)
 	buf_fini(&b);
 }
 
+static size_t
+body_at(const char *s)
+{
+	return parse_body_offset(s, strlen(s));
+}
+
+static void
+test_parse_body_offset(void **state)
+{
+	(void)state;
+	assert_int_equal(body_at("A: 1\r\nB: 2\r\n\r\nbody"), 14);
+	assert_int_equal(body_at("A: 1\nB: 2\n\nbody"), 11);
+	/* no empty line: all of it is header */
+	assert_int_equal(body_at("A: 1\r\nB: 2\r\n"), 12);
+	assert_int_equal(body_at(""), 0);
+	/* an empty line right after the first line break */
+	assert_int_equal(body_at("\r\n\r\nx"), 4);
+}
+
 int
 main(void)
 {
@@ -410,6 +429,7 @@ main(void)
 		cmocka_unit_test(test_parse_table),
 		cmocka_unit_test(test_parse_classify),
 		cmocka_unit_test(test_parse_bombs),
+		cmocka_unit_test(test_parse_body_offset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
