@@ -3,8 +3,9 @@
 # postern-worker processes: idempotent enqueue under 50 concurrent callers,
 # keys after completion, --drain, /metrics, unknown kinds, retries with
 # backoff and spread, database restarts (idle and busy), SIGTERM with jobs
-# running, expired leases (back-dated as a crashed worker leaves them) and a
-# stalled worker whose completion must be refused.
+# running, expired leases (back-dated as a crashed worker leaves them), a
+# stalled worker whose completion must be refused, and the per-kind
+# concurrency cap (maintenance: one at a time).
 #
 # Work is done by `probe` jobs: each run is a row in job_probe_runs (job,
 # attempt, lease token, worker "host:pid"), so runs can be counted. Every
@@ -426,6 +427,38 @@ check "B refused nothing" bash -c "! grep -q event=job_completion_refused '$logs
 stop_and_wait "$apid" 10; rc=$?
 check "A still stops cleanly (rc=$rc)" test "$rc" = 0
 stop_and_wait "$bpid" 10 >/dev/null
+
+# --- per-kind concurrency cap: one maintenance job at a time per worker -------
+# The first maintenance job blocks on a lock the test holds (its probe-run
+# pruning waits for job_probe_runs); the worker's second runner is idle and
+# must leave the second maintenance job queued while taking other work.
+psql_db "DELETE FROM jobs WHERE kind = 'maintenance'" >/dev/null
+psql -X -q -tA "$DB_URL" -c "BEGIN" -c "LOCK TABLE job_probe_runs IN ACCESS EXCLUSIVE MODE" \
+	-c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null 2>"$logs/cap-lock.err" &
+lock_pid=$!
+pids+=("$lock_pid")
+check "cap: the test holds job_probe_runs locked" \
+	wait_sql 10 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE c.relname = 'job_probe_runs' AND l.mode = 'AccessExclusiveLock' AND l.granted" 1
+c_conf=$(mkconf cap threads=2 batch=1 poll_ms=100 maintenance_s=3600 keep_done_s=3600)
+start_worker cap "$c_conf" || not_ok "worker cap starts" "$(tail -5 "$logs/cap.log")"
+cpid=$wpid
+check "cap: the maintenance job the worker schedules at start runs (and waits on the lock)" \
+	wait_sql 10 "SELECT count(*) FROM jobs WHERE kind = 'maintenance' AND state = 'running'" 1
+m2=$(enqueue maintenance '{}')
+n2=$(enqueue noop '{}')
+check "cap: the idle runner takes other work meanwhile (a noop job is done)" \
+	wait_sql 10 "SELECT state FROM jobs WHERE id = $n2" done
+check "cap: … but not the second maintenance job: one running, one queued" \
+	sql_is "SELECT string_agg(state, ',' ORDER BY state) FROM jobs WHERE kind = 'maintenance'" "queued,running"
+check "cap: the second one was never claimed" sql_is "SELECT attempts || ' ' || (locked_by IS NULL) FROM jobs WHERE id = $m2" "0 true"
+wait "$lock_pid"
+check "cap: once the lock is gone both maintenance jobs are done, one after the other" \
+	wait_sql 20 "SELECT string_agg(state, ',') FROM jobs WHERE kind = 'maintenance'" "done,done"
+check "cap: the second started after the first finished" \
+	sql_is "SELECT (SELECT started_at FROM jobs WHERE id = $m2) >= (SELECT finished_at FROM jobs WHERE kind = 'maintenance' AND id <> $m2)" t
+stop_and_wait "$cpid" 10; rc=$?
+check "cap: the worker stops cleanly (rc=$rc)" test "$rc" = 0
 
 # --- sanitizers and crashes ---------------------------------------------------
 # --- posternctl jobs retry / cancel ------------------------------------------
