@@ -11,7 +11,8 @@ after a continuation), LOGIN (always refused: only the token is
 accepted), SELECT of an empty mailbox, UID SEARCH, IDLE/DONE, NOOP,
 LOGOUT. A token other than TOKEN gets the Gmail-style error continuation
 and then NO [AUTHENTICATIONFAILED]. Each command is logged as one line
-(the XOAUTH2 string decoded, \\x01 shown as ^A).
+(the XOAUTH2 string decoded, \\x01 shown as ^A) ending in " [sN]", N the
+connection's number (1, 2, … in the order they came).
 """
 import asyncio, base64, sys
 
@@ -19,12 +20,18 @@ PORT_FILE, LOG_FILE, TOKEN = sys.argv[1], sys.argv[2], sys.argv[3]
 CAPS = "IMAP4rev1 SASL-IR AUTH=XOAUTH2 IDLE"
 
 
-def log(line):
-    with open(LOG_FILE, "a") as f:
-        f.write(line + "\n")
+sessions = 0
 
 
 async def session(reader, writer):
+    global sessions
+    sessions += 1
+    sid = sessions
+
+    def log(line):
+        with open(LOG_FILE, "a") as f:
+            f.write("%s [s%d]\n" % (line, sid))
+
     def send(s):
         writer.write((s + "\r\n").encode())
 

@@ -6,7 +6,7 @@
 # token in [imap] password_file: the watcher and the imap_sync job log in
 # with the right SASL string, select, search and IDLE; then with a wrong
 # token the watcher logs a clear error and the job waits for a retry with
-# the reason (never dead).
+# the reason (never dead). The watcher re-issues IDLE when its wait ends.
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
 
@@ -48,6 +48,17 @@ check "the watcher and the imap_sync job both log in with XOAUTH2 (user, Bearer 
 check "the job selects the mailbox and searches for new UIDs" \
 	wait_for 20 grep -q "UID SEARCH" "$logs/peer.log"
 check "the watcher waits in IDLE" wait_for 20 grep -q " IDLE" "$logs/peer.log"
+# When its wait ends (poll_s 5 here; at most 25 minutes, under RFC 2177's
+# 29) the watcher ends IDLE with DONE and starts it again on the same
+# connection: two IDLEs in one session, which logged in once.
+idle_renewed() {
+	local s
+	s=$(grep " IDLE " "$logs/peer.log" | sed -n 's/.*\[\(s[0-9]*\)\]$/\1/p' | sort -u)
+	[ "$(wc -w <<<"$s")" = 1 ] &&
+		[ "$(grep -c " IDLE \[$s\]$" "$logs/peer.log")" -ge 2 ] &&
+		[ "$(grep -c "^AUTHENTICATE .*\[$s\]$" "$logs/peer.log")" = 1 ]
+}
+check "the watcher re-issues IDLE on the same connection when its wait ends" wait_for 20 idle_renewed
 check "the imap_sync job ends done (nothing queued or running)" \
 	wait_sql 20 "SELECT count(*) FROM jobs WHERE kind = 'imap_sync' AND state IN ('queued', 'running', 'dead')" 0
 check "no password-style LOGIN was tried" bash -c "! grep -q '^LOGIN' '$logs/peer.log'"
