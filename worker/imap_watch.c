@@ -182,7 +182,7 @@ imap_watch_main(void *arg)
 			wait = 0;
 		switch (imap_idle(c, (int)wait, w->wake_fd[0], &err)) {
 		case 1:
-			log_debug("event=imap_idle_activity");
+			log_info("event=imap_idle_activity");
 			next_poll = 0;          /* enqueue now */
 			break;
 		case 0:
