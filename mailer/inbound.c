@@ -108,6 +108,19 @@ inbound_analyze(const char *raw, size_t len, const struct inbound_opts *o,
 	return 0;
 }
 
+int
+inbound_analyze_header(const char *raw, size_t len,
+    const struct inbound_opts *o, struct inbound *in, struct err *err)
+{
+	size_t hl = parse_body_offset(raw, len);
+
+	if (hl == 0 || hl >= len) {
+		memset(in, 0, sizeof *in);
+		return err_set(err, false, "no body to leave out");
+	}
+	return inbound_analyze(raw, hl, o, in, err);
+}
+
 void
 inbound_fini(struct inbound *in)
 {

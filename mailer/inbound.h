@@ -53,6 +53,14 @@ struct inbound {
 MUST_CHECK int inbound_analyze(const char *raw, size_t len,
     const struct inbound_opts *o, struct inbound *in, struct err *err);
 
+/* For a message inbound_analyze() refused: the same analysis of its
+ * header block alone (who wrote, the subject, whether it was automatic),
+ * so a person can be told and a robot is not. 0 and *in filled (free with
+ * inbound_fini()); -1 with err set when raw has no body to drop or its
+ * header is refused too. */
+MUST_CHECK int inbound_analyze_header(const char *raw, size_t len,
+    const struct inbound_opts *o, struct inbound *in, struct err *err);
+
 void inbound_fini(struct inbound *in);
 
 /* "valid", "invalid", "expired", "missing". */

@@ -69,7 +69,10 @@ static const char mail_help[] =
 "\n"
 "          A mail over a limit (25 MiB, MIME nesting deeper than 10, more\n"
 "          than 200 parts, more than 4 MiB of text) is refused with a\n"
-"          message on stderr and no JSON, as the ingester would refuse it.\n"
+"          message on stderr and no JSON, as the ingester would refuse it;\n"
+"          a second line says what its header alone shows (the sender and\n"
+"          whether it was automatic), from which the ingester decides\n"
+"          whether the patient is told.\n"
 "\n"
 "EXIT STATUS\n"
 "    test: 0 the server accepted the mail; 1 it did not.\n"
@@ -321,12 +324,25 @@ mail_inspect(struct ctl *ctl, int argc, char **argv)
 		};
 		int r = inbound_analyze(buf_str(&raw), raw.len, &o, &ib, &err);
 
-		sodium_memzero(keys, sizeof keys);
 		if (r < 0) {
+			struct err e2 = { 0 };
+
 			ret = ctl_fail("mail inspect: %s: refused: %s", path,
 			    err.msg);
-			goto out;
+			/* What the ingester still decides from the header. */
+			if (inbound_analyze_header(buf_str(&raw), raw.len, &o,
+			        &ib, &e2) == 0)
+				fprintf(stderr, "posternctl: mail inspect: %s: its "
+				    "header alone: %s from %s (a patient's own "
+				    "mail gets a rejection notice, automatic "
+				    "mail none)\n", path,
+				    classify_kind_name(ib.cls.kind),
+				    ib.from_addr[0] != '\0' ? ib.from_addr :
+				    "an unreadable address");
 		}
+		sodium_memzero(keys, sizeof keys);
+		if (r < 0)
+			goto out;
 	}
 	pm = ib.pm;
 	if (!ib.trimmed)

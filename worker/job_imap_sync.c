@@ -774,9 +774,8 @@ analyze(struct sync *s, struct item *it)
 	/* What the header says is still worth having: who wrote, the
 	 * subject for the record, and whether the mail was automatic (a
 	 * person gets a rejection notice, a robot never does). */
-	size_t hl = parse_body_offset(it->raw, it->len);
-	if (!it->too_large && hl > 0 && hl < it->len &&
-	    inbound_analyze(it->raw, hl, &s->io, &it->ib, &e) == 0)
+	if (!it->too_large &&
+	    inbound_analyze_header(it->raw, it->len, &s->io, &it->ib, &e) == 0)
 		it->hdr_only = true;
 	else
 		inbound_fini(&it->ib);

@@ -7,7 +7,9 @@
  * Inputs over 1 MiB are skipped so one run stays well inside -timeout
  * (the caps are tested on big inputs in tests/unit/test_parse.c).
  * Then the same bytes through inbound_analyze (what the ingester calls):
- * a verdict with a reason, offsets inside the text, tokens checked.
+ * a verdict with a reason, offsets inside the text, tokens checked; bytes
+ * parse_mail refuses go through inbound_analyze_header (the header alone,
+ * as the ingester reads a refused mail).
  * Seeds in corpus/parse/ are small whole messages. */
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,6 +39,37 @@ check_str(const char *s)
 		abort();
 }
 
+/* The ingester's options: a fixed key for the tokens. */
+static const struct inbound_opts *
+opts(void)
+{
+	static struct token_key keys[2];
+	static const char *self[1] = { "postern@practice.test" };
+	static struct inbound_opts o = { .bounce_domain = "practice.test",
+		.self = self, .nself = 1, .keys = keys, .nkeys = 2,
+		.now = 1795000000 };
+	static bool init;
+
+	if (!init) {
+		uint8_t k[CRYPTO_KEY_BYTES] = { 7 };
+
+		token_key_init(&keys[0], 1, TOKEN_REPLY, k);
+		token_key_init(&keys[1], 1, TOKEN_BOUNCE, k);
+		init = true;
+	}
+	return &o;
+}
+
+/* Every analysis gives a verdict with a reason and a plain From. */
+static void
+check_verdict(const struct inbound *ib)
+{
+	if (ib->cls.reason[0] == '\0')
+		abort();
+	if (ib->from_addr[0] != '\0' && strchr(ib->from_addr, '@') == NULL)
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -51,8 +84,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 1024 * 1024)
 		return 0;
 	if (parse_mail((const char *)data, size, &pm, &err) < 0) {
+		struct inbound ib;
+
 		if (pm != NULL || err.msg[0] == '\0' || err.temp)
 			abort();
+		/* What the ingester still reads of a refused mail. */
+		if (inbound_analyze_header((const char *)data, size, opts(),
+		        &ib, &err) == 0)
+			check_verdict(&ib);
+		inbound_fini(&ib);
 		return 0;
 	}
 	check_str(pm->from), check_str(pm->to), check_str(pm->cc);
@@ -86,28 +126,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The ingester's own entry point (mailer/inbound.c) on the same
 	 * bytes: tokens checked with a fixed key, a verdict. */
 	{
-		static struct token_key keys[2];
-		static bool init;
 		struct inbound ib;
-		const char *self[1] = { "postern@practice.test" };
-		struct inbound_opts o = { .bounce_domain = "practice.test",
-			.self = self, .nself = 1, .keys = keys, .nkeys = 2,
-			.now = 1795000000 };
 
-		if (!init) {
-			uint8_t k[CRYPTO_KEY_BYTES] = { 7 };
-
-			token_key_init(&keys[0], 1, TOKEN_REPLY, k);
-			token_key_init(&keys[1], 1, TOKEN_BOUNCE, k);
-			init = true;
-		}
-		if (inbound_analyze((const char *)data, size, &o, &ib, &err) < 0)
+		if (inbound_analyze((const char *)data, size, opts(), &ib,
+		        &err) < 0)
 			abort();        /* parse_mail accepted these bytes above */
-		if (ib.cls.reason[0] == '\0' || (ib.trimmed &&
+		check_verdict(&ib);
+		if (ib.trimmed &&
 		    (ib.trim.reply_off + ib.trim.reply_len > ib.pm->text_len ||
-		    ib.trim.elided_off + ib.trim.elided_len > ib.pm->text_len)))
-			abort();
-		if (ib.from_addr[0] != '\0' && strchr(ib.from_addr, '@') == NULL)
+		    ib.trim.elided_off + ib.trim.elided_len > ib.pm->text_len))
 			abort();
 		inbound_fini(&ib);
 	}

@@ -103,6 +103,12 @@ t0=$(now_s)
 inspect "$conf" "$tmp/bomb.eml"
 [ "$rc" -eq 1 ] && ok "100,000 parts: refused in $(elapsed "$t0")s" || not_ok "100,000 parts: refused" "exit $rc: $errout"
 contains "100,000 parts: says why" "$errout" "MIME parts"
+contains "100,000 parts: what its header alone shows (a person wrote)" "$errout" "its header alone: reply from a@x.test"
+{ printf 'From: robot@x.test\nAuto-Submitted: auto-replied\nSubject: parts\nContent-Type: multipart/mixed; boundary=p\n\n'
+  for _ in $(seq 1000); do printf -- '--p\n\nx\n'; done; printf -- '--p--\n'; } >"$tmp/autobomb.eml"
+inspect "$conf" "$tmp/autobomb.eml"
+contains "unreadable automatic mail: refused, its header says automatic" "$errout" "its header alone: auto_reply from robot@x.test"
+rm -f "$tmp/autobomb.eml"
 
 { printf 'From: a@x.test\nSubject: big\n\n'; head -c $((26 * 1024 * 1024)) /dev/zero | tr '\0' 'a'; } >"$tmp/big.eml"
 inspect "$conf" "$tmp/big.eml"
