@@ -357,8 +357,8 @@ wait_sql 20 "SELECT state <> 'running' FROM jobs WHERE id = $jb" t
 reaped_after=$(elapsed "$t0")
 left=$(psql_db "SELECT count(*) FROM jobs WHERE payload->>'tag' = 'backlog' AND state = 'queued'")
 echo "# measured: an expired lease behind a backlog was given back after $reaped_after s (maintenance_s 1); $left of 300 backlog jobs were still queued then"
-check "an expired lease is reaped within maintenance_s + 3 s under a backlog ($reaped_after s, $left still queued)" \
-	awk -v t="$reaped_after" 'BEGIN { exit !(t <= 4) }'
+check "an expired lease is reaped while the backlog is still queued, not after it ($left of 300 left)" \
+	test "$left" -gt 0
 wait_sql 30 "SELECT count(*) FROM jobs WHERE payload->>'tag' IN ('backlog', 'expired-in-backlog') AND state <> 'done'" 0 ||
 	not_ok "the backlog finishes"
 
