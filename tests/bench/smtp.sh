@@ -4,7 +4,8 @@
 # postern-worker --drain (composed, sent through a private Postfix, recorded
 # in deliveries) against Postfix's own smtp-source sending the same message
 # size to the same Postfix with the same number of reused sessions, in the
-# same run; then enqueue -> SMTP 250 latency under light load.
+# same run; then enqueue -> SMTP 250 latency under light load, and what a
+# new envelope sender per mail (our VERP address) costs Postfix itself.
 # What each figure means: tests/bench/README.md.
 #
 #   bash tests/bench/smtp.sh [BUILD]        (BUILD: default build)
