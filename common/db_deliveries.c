@@ -268,6 +268,34 @@ array_i64(struct buf *b, bool first, int64_t v)
 	             : buf_printf(b, "%sNULL", first ? "" : ",");
 }
 
+/* Appends c ('{' or '}') to each of the k array literals in b. */
+static int
+arrays_mark(struct buf *b, int k, char c)
+{
+	for (int i = 0; i < k; i++)
+		if (buf_addc(&b[i], c) < 0)
+			return -1;
+	return 0;
+}
+
+/* Appends one SMTP outcome to the code, enhanced status and reply arrays
+ * b[0..2] (a code outside 200-599 and a reply without an enhanced status
+ * go in as NULL). */
+static int
+array_outcome(struct buf *b, bool first, long code, const char *reply)
+{
+	char enh[16], scode[16];
+
+	db_deliveries_enhanced_status(reply, enh, sizeof enh);
+	snprintf(scode, sizeof scode, "%ld", code);
+	if (array_text(&b[0], first, code >= 200 && code <= 599 ? scode :
+	        NULL) < 0 ||
+	    array_text(&b[1], first, enh[0] != '\0' ? enh : NULL) < 0 ||
+	    array_text(&b[2], first, reply) < 0)
+		return -1;
+	return 0;
+}
+
 /* Fills one notify load from row r (columns after the ordinality). */
 static int
 get_notify(PGresult *res, int r, struct db_notify_load *l, struct err *err)
@@ -447,9 +475,8 @@ db_deliveries_insert_many(struct db *db, int n,
 	for (int k = 0; k < 8; k++)
 		buf_init(&b[k], (size_t)n * (LIMIT_EMAIL * 2 +
 		    DB_DELIVERY_MSGID_MAX * 2 + 64) + 8);
-	for (int k = 0; k < 8; k++)
-		if (buf_addc(&b[k], '{') < 0)
-			goto too_big;
+	if (arrays_mark(b, 8, '{') < 0)
+		goto too_big;
 	for (int i = 0; i < n; i++) {
 		bool f = i == 0;
 		if (bare_msgid(dn[i].message_id, mids[i], sizeof mids[i],
@@ -465,9 +492,8 @@ db_deliveries_insert_many(struct db *db, int n,
 		    array_i64(&b[7], f, dn[i].message_row_id) < 0)
 			goto too_big;
 	}
-	for (int k = 0; k < 8; k++)
-		if (buf_addc(&b[k], '}') < 0)
-			goto too_big;
+	if (arrays_mark(b, 8, '}') < 0)
+		goto too_big;
 	{
 		const char *params[8];
 		for (int k = 0; k < 8; k++)
@@ -637,38 +663,26 @@ db_deliveries_record_sent(struct db *db, int n, const int64_t *ids,
 	    " FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::text[])"
 	    "  AS s(id, code, enh, reply)"
 	    " WHERE d.id = s.id";
-	struct buf bi, bc, be, br;
+	struct buf b[4];
 	PGresult *res = NULL;
 	int ret = -1;
 
 	*updated_r = 0;
 	if (n == 0)
 		return 0;
-	buf_init(&bi, LIMIT_MAIL_SIZE);
-	buf_init(&bc, LIMIT_MAIL_SIZE);
-	buf_init(&be, LIMIT_MAIL_SIZE);
-	buf_init(&br, LIMIT_MAIL_SIZE);
-	if (buf_addc(&bi, '{') < 0 || buf_addc(&bc, '{') < 0 ||
-	    buf_addc(&be, '{') < 0 || buf_addc(&br, '{') < 0)
+	for (int k = 0; k < 4; k++)
+		buf_init(&b[k], LIMIT_MAIL_SIZE);
+	if (arrays_mark(b, 4, '{') < 0)
 		goto too_big;
-	for (int i = 0; i < n; i++) {
-		char enh[16], code[16];
-		db_deliveries_enhanced_status(replies[i], enh, sizeof enh);
-		snprintf(code, sizeof code, "%ld", codes[i]);
-		if (buf_printf(&bi, "%s%lld", i > 0 ? "," : "",
-		        (long long)ids[i]) < 0 ||
-		    array_text(&bc, i == 0, codes[i] >= 200 && codes[i] <= 599
-		        ? code : NULL) < 0 ||
-		    array_text(&be, i == 0, enh[0] != '\0' ? enh : NULL) < 0 ||
-		    array_text(&br, i == 0, replies[i]) < 0)
+	for (int i = 0; i < n; i++)
+		if (array_i64(&b[0], i == 0, ids[i]) < 0 ||
+		    array_outcome(&b[1], i == 0, codes[i], replies[i]) < 0)
 			goto too_big;
-	}
-	if (buf_addc(&bi, '}') < 0 || buf_addc(&bc, '}') < 0 ||
-	    buf_addc(&be, '}') < 0 || buf_addc(&br, '}') < 0)
+	if (arrays_mark(b, 4, '}') < 0)
 		goto too_big;
 	{
-		const char *params[] = { buf_str(&bi), buf_str(&bc), buf_str(&be),
-			                 buf_str(&br) };
+		const char *params[] = { buf_str(&b[0]), buf_str(&b[1]),
+			                 buf_str(&b[2]), buf_str(&b[3]) };
 		if (db_query_prepared(db, "db_deliveries_record_sent", sql, 4,
 		        params, PGRES_COMMAND_OK, &res, err) < 0)
 			goto out;
@@ -680,10 +694,8 @@ too_big:
 	err_set(err, false, "deliveries: sent batch too large");
 out:
 	PQclear(res);
-	buf_fini(&bi);
-	buf_fini(&bc);
-	buf_fini(&be);
-	buf_fini(&br);
+	for (int k = 0; k < 4; k++)
+		buf_fini(&b[k]);
 	return ret;
 }
 
@@ -720,27 +732,18 @@ db_deliveries_record_sent_done(struct db *db, int n, const int64_t *job_ids,
 		return 0;
 	for (int k = 0; k < 6; k++)
 		buf_init(&b[k], LIMIT_MAIL_SIZE);
-	for (int k = 0; k < 6; k++)
-		if (buf_addc(&b[k], '{') < 0)
-			goto too_big;
+	if (arrays_mark(b, 6, '{') < 0)
+		goto too_big;
 	for (int i = 0; i < n; i++)
 		if (array_i64(&b[0], i == 0, job_ids[i]) < 0)
 			goto too_big;
-	for (int i = 0; i < nsent; i++) {
-		char enh[16], code[16];
-		db_deliveries_enhanced_status(replies[i], enh, sizeof enh);
-		snprintf(code, sizeof code, "%ld", codes[i]);
+	for (int i = 0; i < nsent; i++)
 		if (array_i64(&b[1], i == 0, sent_job[i]) < 0 ||
 		    array_i64(&b[2], i == 0, ids[i]) < 0 ||
-		    array_text(&b[3], i == 0, codes[i] >= 200 && codes[i] <= 599
-		        ? code : NULL) < 0 ||
-		    array_text(&b[4], i == 0, enh[0] != '\0' ? enh : NULL) < 0 ||
-		    array_text(&b[5], i == 0, replies[i]) < 0)
+		    array_outcome(&b[3], i == 0, codes[i], replies[i]) < 0)
 			goto too_big;
-	}
-	for (int k = 0; k < 6; k++)
-		if (buf_addc(&b[k], '}') < 0)
-			goto too_big;
+	if (arrays_mark(b, 6, '}') < 0)
+		goto too_big;
 	snprintf(stok, sizeof stok, "%lld", (long long)tok);
 	{
 		const char *params[] = { buf_str(&b[0]), stok, buf_str(&b[1]),

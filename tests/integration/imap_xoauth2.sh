@@ -10,20 +10,8 @@
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
 
-fresh_db imap_xoauth2_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/imap_xoauth2
-rm -rf "$logs"
-mkdir -p "$logs"
+suite_start imap_xoauth2
 token=ya29.test-$(date +%s%N | tail -c 9)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
 
 /usr/bin/python3 "$top/tests/integration/imap_peer.py" "$logs/port" "$logs/peer.log" "$token" 2>"$logs/peer.err" &
 pids+=($!)

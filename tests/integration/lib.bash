@@ -53,6 +53,30 @@ fresh_db() {
 		"$DB_URL" "$(head -c32 /dev/urandom | base64)" >"$CONF")
 }
 
+# suite_start NAME: what most suites begin with: a fresh database NAME_t
+# with the schema (DB_URL, CONF), $worker, a clean $logs directory
+# ($POSTERN_TEST_TMP/NAME), and $pids, whose processes are killed (after a
+# SIGCONT, in case one was stopped) when the script exits. A suite with
+# more to undo sets its own EXIT trap after this and calls kill_pids.
+suite_start() {
+	fresh_db "$1_t"
+	"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
+	worker=$POSTERN_BUILD/postern-worker
+	logs=$POSTERN_TEST_TMP/$1
+	rm -rf "$logs"
+	mkdir -p "$logs"
+	pids=()
+	trap kill_pids EXIT
+}
+kill_pids() {
+	local p
+	for p in "${pids[@]}"; do
+		kill -CONT "$p" 2>/dev/null
+		kill -9 "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+}
+
 # psql_db SQL: run SQL in the current database, unaligned tuples only.
 psql_db() {
 	psql -X -q -tA -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"

@@ -8,19 +8,7 @@
 cd "$top" || exit 1
 N=${MAIL_CHAOS_N:-2000}
 
-fresh_db mail_chaos_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/mail_chaos
-rm -rf "$logs"
-mkdir -p "$logs"
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
+suite_start mail_chaos
 
 start_smtp_peer "$logs"
 conf=$logs/worker.conf

@@ -25,22 +25,10 @@ for v in MAILSTACK_HOST MAILSTACK_SMTP_PORT MAILSTACK_IMAPS_PORT MAILSTACK_PASSW
 	[ -n "${!v:-}" ] || { not_ok "$v is set (run through tests/run.sh)"; finish; }
 done
 
-fresh_db mail_followups_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
+suite_start mail_followups
 httpd=$POSTERN_BUILD/postern-httpd
-logs=$POSTERN_TEST_TMP/mail_followups
-rm -rf "$logs"
-mkdir -p "$logs"
 run=$(date +%s%N | tail -c 9)
 day=$(date -u +%Y-%m-%d)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
 server_key=$(sed -n 's/^server_key = //p' "$CONF")
 port=$(free_port 18380)
 url=http://127.0.0.1:$port

@@ -21,23 +21,15 @@ for v in MAILSTACK_HOST MAILSTACK_SMTP_PORT MAILSTACK_IMAPS_PORT MAILSTACK_PASSW
 	[ -n "${!v:-}" ] || { not_ok "$v is set (run through tests/run.sh)"; finish; }
 done
 
-fresh_db mail_in_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/mail_in
-rm -rf "$logs"
-mkdir -p "$logs"
+suite_start mail_in
 run=$(date +%s%N | tail -c 9)
 py() { /usr/bin/python3 "$top/tests/integration/inbound.py" "$@"; }
 fx=$top/tests/integration/inbound
 key=$(sed -n 's/^server_key = //p' "$CONF")
 box=reply@practice.test
 imapargs=("$MAILSTACK_IMAPS_PORT" "$MAILSTACK_CA" "$box" "$MAILSTACK_PASSWORD")
-pids=()
 cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
+	kill_pids
 	# the reply mailbox is shared with other suites (test_mail_smoke reads
 	# it): leave it empty, the 26 MiB mail above all
 	py clear "${imapargs[@]}" INBOX >/dev/null 2>&1

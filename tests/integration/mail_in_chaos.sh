@@ -16,12 +16,7 @@ for v in MAILSTACK_IMAPS_PORT MAILSTACK_PASSWORD MAILSTACK_CA; do
 	[ -n "${!v:-}" ] || { not_ok "$v is set (run through tests/run.sh)"; finish; }
 done
 
-fresh_db mail_in_chaos_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/mail_in_chaos
-rm -rf "$logs"
-mkdir -p "$logs"
+suite_start mail_in_chaos
 run=$(date +%s%N | tail -c 9)
 py() { /usr/bin/python3 "$top/tests/integration/inbound.py" "$@"; }
 key=$(sed -n 's/^server_key = //p' "$CONF")

@@ -18,20 +18,8 @@ for v in MAILSTACK_HOST MAILSTACK_SMTP_PORT MAILSTACK_IMAPS_PORT MAILSTACK_PASSW
 	[ -n "${!v:-}" ] || { not_ok "$v is set (run through tests/run.sh)"; finish; }
 done
 
-fresh_db mail_out_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/mail_out
-rm -rf "$logs"
-mkdir -p "$logs"
+suite_start mail_out
 run=$(date +%s%N | tail -c 9)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
 
 # mkconf NAME SMTP_URL: the database config plus worker, smtp, mail, httpd
 mkconf() {

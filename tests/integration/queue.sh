@@ -13,24 +13,9 @@
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
 
-fresh_db queue_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/queue
-rm -rf "$logs"
-mkdir -p "$logs"
+suite_start queue
 t_start=$(date +%s.%N)
 
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill -CONT "$p" 2>/dev/null
-		kill -9 "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
 
 # mkconf NAME KEY=VALUE...: $logs/NAME.conf, the database config plus a
 # [worker] section; prints the path.

@@ -25,12 +25,7 @@ rand_sleep() {  # rand_sleep MIN MAX (seconds)
 	sleep "$(awk -v r="$RANDOM" -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a + r / 32767 * (b - a) }')"
 }
 
-fresh_db queue_chaos_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/queue_chaos
-rm -rf "$logs"
-mkdir -p "$logs"
+suite_start queue_chaos
 t_start=$(date +%s.%N)
 
 wpid=(0 0)

@@ -17,21 +17,9 @@ for v in MAILSTACK_HOST MAILSTACK_SMTP_PORT MAILSTACK_IMAPS_PORT MAILSTACK_PASSW
 	[ -n "${!v:-}" ] || { not_ok "$v is set (run through tests/run.sh)"; finish; }
 done
 
-fresh_db signin_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
+suite_start signin
 httpd=$POSTERN_BUILD/postern-httpd
-logs=$POSTERN_TEST_TMP/signin
-rm -rf "$logs"
-mkdir -p "$logs"
 run=$(date +%s%N | tail -c 9)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
 server_key=$(sed -n 's/^server_key = //p' "$CONF")
 
 # --- configs and daemons ----------------------------------------------------

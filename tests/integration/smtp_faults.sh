@@ -16,19 +16,7 @@
 . "$(dirname "$0")/lib.bash"
 cd "$top" || exit 1
 
-fresh_db smtp_faults_t
-"$ctl" -q -c "$CONF" migrate >/dev/null || { not_ok "migrate"; finish; }
-worker=$POSTERN_BUILD/postern-worker
-logs=$POSTERN_TEST_TMP/smtp_faults
-rm -rf "$logs"
-mkdir -p "$logs"
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-}
-trap cleanup EXIT
+suite_start smtp_faults
 
 # the bearer token the peer accepts for AUTH XOAUTH2 (smtp_peer.py)
 export SMTP_PEER_TOKEN="ya29.t$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
